@@ -1,0 +1,1 @@
+"""Training: one loop, recipes in YAML, offline datasets."""
