@@ -1,0 +1,3 @@
+"""Exporters: checkpoint -> compressed artifact (ONNX, Core ML, MLX) with a manifest and a verification result."""
+
+FORMATS = ("onnx", "coreml", "mlx")

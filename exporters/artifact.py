@@ -1,0 +1,220 @@
+"""The export arrow: checkpoint -> compress_ -> format export -> eval data -> verify -> manifest.json.
+
+An artifact folder holds the model file(s) of one format, `eval.npz` (held-out test inputs, labels and the fp32
+torch reference outputs, so a profiling child needs neither torch nor the training data) and `manifest.json`.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import platform
+import shutil
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from exporters import FORMATS
+from exporters.compression import CompressionSpec, compress_, parse_spec
+from exporters.compression.torch_level import weight_sparsity
+from models import checkpoint
+from models.checkpoint import file_sha256
+from models.errors import ArtifactError, ConversionError
+from models.registry import example_inputs, exportable
+
+MANIFEST = "manifest.json"
+EVAL_DATA = "eval.npz"
+EXPORTER_VERSION = 1
+MODEL_FILES = {"onnx": "model.onnx", "coreml": "model.mlpackage", "mlx": "model.mlxfn"}
+
+
+@dataclass
+class Artifact:
+    path: Path          # the artifact folder
+    manifest: dict[str, Any]
+
+    @property
+    def model_file(self) -> Path:
+        return self.path / self.manifest["model_file"]
+
+
+def tool_versions() -> dict[str, str]:
+    out = {"python": platform.python_version()}
+    for mod in ("torch", "numpy", "onnx", "onnxruntime", "coremltools", "mlx", "safetensors"):
+        try:
+            out[mod] = importlib.metadata.version(mod)
+        except importlib.metadata.PackageNotFoundError:
+            pass
+    return out
+
+
+def git_commit() -> str | None:
+    try:
+        root = Path(__file__).resolve().parent.parent
+        return subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True,
+                              timeout=5).stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def path_size(path: Path) -> int:
+    if path.is_dir():
+        return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+    return path.stat().st_size
+
+
+def dir_sha256(path: Path) -> str:
+    """sha256 of a file, or of a folder's (relative path, file hash) list for .mlpackage bundles."""
+    if path.is_file():
+        return file_sha256(path)
+    import hashlib
+
+    h = hashlib.sha256()
+    for f in sorted(p for p in path.rglob("*") if p.is_file()):
+        h.update(str(f.relative_to(path)).encode())
+        h.update(file_sha256(f).encode())
+    return h.hexdigest()
+
+
+def stored_value_count(model: nn.Module) -> int:
+    """Floating-point values the exported model must store (parameters and running statistics)."""
+    return sum(t.numel() for t in model.state_dict().values() if t.is_floating_point())
+
+
+def input_specs(inputs: tuple[torch.Tensor, ...], dynamic_batch: bool) -> list[dict[str, Any]]:
+    return [{"name": f"input_{i}" if i else "input", "shape": [None if (dynamic_batch and d == 0) else s
+                                                               for d, s in enumerate(t.shape)],
+             "dtype": str(t.dtype).removeprefix("torch.")} for i, t in enumerate(inputs)]
+
+
+def _exporter(fmt: str):
+    if fmt not in FORMATS:
+        raise ArtifactError(f"unknown format {fmt!r}", f"use one of: {', '.join(FORMATS)}")
+    return importlib.import_module(f"exporters.{fmt}")
+
+
+@torch.no_grad()
+def write_eval_data(model: nn.Module, card: dict[str, Any], out_dir: Path) -> None:
+    """Held-out test split + fp32 torch reference outputs, for accuracy and parity in the profiler."""
+    from trainers.data import load_dataset
+
+    data = load_dataset(card.get("dataset", "digits"))
+    ref = model(torch.from_numpy(data.test.x)).numpy()
+    np.savez_compressed(out_dir / EVAL_DATA, x=data.test.x, y=data.test.y, reference=ref)
+
+
+def default_out_dir(workspace: Path, card: dict[str, Any], ckpt_hash: str, fmt: str, spec: CompressionSpec) -> Path:
+    return Path(workspace) / "artifacts" / f"{card['model']}-{ckpt_hash[:10]}" / f"{fmt}-{spec.name}"
+
+
+def export_checkpoint(ckpt_dir: Path, fmt: str, spec_text: str = "none", out_dir: Path | None = None,
+                      workspace: Path | None = None, force: bool = False) -> Artifact:
+    """Export one checkpoint to one format and compression; reuse an up-to-date artifact unless `force`."""
+    exporter = _exporter(fmt)
+    spec = parse_spec(spec_text, fmt)
+    model, card = checkpoint.load(ckpt_dir)
+    ckpt_hash = checkpoint.checkpoint_hash(ckpt_dir)
+    if out_dir is None:
+        out_dir = default_out_dir(workspace or Path(os.environ.get("EDGEZOO_WORKSPACE", "edgezoo-workspace")),
+                                  card, ckpt_hash, fmt, spec)
+    out_dir = Path(out_dir)
+    cache_key = {"checkpoint_sha256": ckpt_hash, "format": fmt, "compression": spec.to_dict(),
+                 "exporter_version": EXPORTER_VERSION}
+    if not force and (existing := _reusable(out_dir, cache_key)) is not None:
+        return existing
+
+    reference = exportable(model)
+    n_values = stored_value_count(reference)
+    compressed = compress_(exportable(checkpoint.load(ckpt_dir)[0]), spec, fmt)
+    inputs = example_inputs(compressed, 1)
+    tmp = out_dir.with_name(out_dir.name + ".partial")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    t0 = time.perf_counter()
+    try:
+        info = exporter.export(compressed, inputs, tmp, spec)
+    except ConversionError:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    except Exception as e:  # converters raise anything; name the op when they do
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise ConversionError(f"{fmt} conversion of {card['model']} failed: {e.__class__.__name__}: "
+                              f"{str(e).strip().splitlines()[0][:200] if str(e).strip() else ''}",
+                              "try another format or compression, or replace the unsupported op in the model") from None
+    export_seconds = time.perf_counter() - t0
+    write_eval_data(reference, card, tmp)
+    model_file = tmp / MODEL_FILES[fmt]
+    manifest = {
+        **cache_key,
+        "model": card["model"], "model_args": card["args"], "paper": card.get("paper"), "task": card.get("task"),
+        "checkpoint": str(Path(ckpt_dir).resolve()),
+        "compression_name": spec.name,
+        "model_file": MODEL_FILES[fmt],
+        "inputs": input_specs(inputs, dynamic_batch=info.get("dynamic_batch", False)),
+        "outputs": [{"name": "logits", "shape": [None, card["args"].get("num_classes", 10)]}],
+        "size_bytes": path_size(model_file),
+        "sha256": dir_sha256(model_file),
+        "stored_values": n_values,
+        "weight_bytes": info["weight_bytes"],
+        "bits_per_weight": 8.0 * info["weight_bytes"] / n_values,
+        "sparsity": weight_sparsity(compressed),
+        "export_seconds": export_seconds,
+        "export_details": {k: v for k, v in info.items() if k not in ("weight_bytes",)},
+        "tool_versions": tool_versions(),
+        "git_commit": git_commit(),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+    manifest["verification"] = exporter.verify(reference, Artifact(tmp, manifest))
+    (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True, default=str))
+    shutil.rmtree(out_dir, ignore_errors=True)
+    tmp.rename(out_dir)
+    return Artifact(out_dir, manifest)
+
+
+def _reusable(out_dir: Path, cache_key: dict[str, Any]) -> Artifact | None:
+    try:
+        manifest = json.loads((out_dir / MANIFEST).read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+    if any(manifest.get(k) != v for k, v in cache_key.items()):
+        return None
+    art = Artifact(out_dir, manifest)
+    if not art.model_file.exists() or dir_sha256(art.model_file) != manifest.get("sha256"):
+        return None
+    return art
+
+
+def load_artifact(path: Path) -> Artifact:
+    """Open an artifact folder (or a model file inside one). Foreign files get a synthesized manifest."""
+    path = Path(path)
+    if not path.exists():
+        raise ArtifactError(f"artifact {path} does not exist", "pass a folder made by `exporters` or an .onnx/.mlpackage/.mlxfn file")
+    folder = path if path.is_dir() and not path.suffix == ".mlpackage" else path.parent
+    mf = folder / MANIFEST
+    if mf.exists():
+        try:
+            manifest = json.loads(mf.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            raise ArtifactError(f"manifest {mf} is corrupt", "re-export with `exporters`") from None
+        return Artifact(folder, manifest)
+    return foreign_artifact(path)
+
+
+def foreign_artifact(path: Path) -> Artifact:
+    """An ONNX / Core ML / MLX file EdgeZoo did not produce: inputs come from the file's own declared specs."""
+    suffix = path.suffix.lower()
+    fmt = {".onnx": "onnx", ".mlpackage": "coreml", ".mlmodel": "coreml", ".mlxfn": "mlx"}.get(suffix)
+    if fmt is None:
+        raise ArtifactError(f"{path} is not an artifact folder or a .onnx/.mlpackage/.mlxfn file",
+                            "pass an artifact folder made by `exporters`, or a model file with one of those suffixes")
+    manifest = {"model": path.stem, "format": fmt, "foreign": True, "model_file": path.name,
+                "compression_name": "unknown", "size_bytes": path_size(path), "sha256": dir_sha256(path),
+                "inputs": None}  # the runtime reads the file's declared inputs
+    return Artifact(path.parent, manifest)

@@ -1,0 +1,93 @@
+"""Compression specs: `none`, `fp16`, `int8`, `int4[:block=32]`, `prune[:sparsity=0.5]` (alias prune50),
+`palettize[:bits=4]` (alias palette4, Core ML only). Plain data, JSON round-trip, unknown keys rejected."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+from models.errors import CompressionSpecError
+
+SPEC_VERSION = 1
+METHODS = ("none", "fp16", "int8", "int4", "prune", "palettize")
+ALIASES = {"fp32": "none", "prune50": "prune:sparsity=0.5", "palette4": "palettize:bits=4", "int4-b32": "int4:block=32"}
+SUPPORTED = {
+    "onnx": {"none", "fp16", "int8", "int4", "prune"},
+    "mlx": {"none", "fp16", "int8", "int4", "prune"},
+    "coreml": {"none", "fp16", "int8", "int4", "prune", "palettize"},
+    "torch": {"none", "fp16", "int8", "int4", "prune"},
+}
+DEFAULT_SPECS = ("none", "fp16", "int8", "int4", "prune50")
+
+
+@dataclass(frozen=True)
+class CompressionSpec:
+    method: str = "none"
+    bits: int = 32
+    block: int = 0          # block size along the input dimension; 0 = per output channel
+    sparsity: float = 0.0   # magnitude pruning target
+    version: int = SPEC_VERSION
+
+    @property
+    def name(self) -> str:
+        """Canonical short name, used in folder names and tables."""
+        if self.method == "int4":
+            return f"int4-b{self.block}"
+        if self.method == "prune":
+            return f"prune{round(self.sparsity * 100)}"
+        if self.method == "palettize":
+            return f"palette{self.bits}"
+        return self.method
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "CompressionSpec":
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise CompressionSpecError(f"unknown compression fields {unknown}", f"use only {sorted(known)}")
+        return cls(**data)
+
+
+_DEFAULTS = {
+    "none": dict(bits=32), "fp16": dict(bits=16), "int8": dict(bits=8, block=0),
+    "int4": dict(bits=4, block=32), "prune": dict(bits=32, sparsity=0.5), "palettize": dict(bits=4),
+}
+_OPTIONS = {"none": set(), "fp16": set(), "int8": {"block"}, "int4": {"block"}, "prune": {"sparsity"}, "palettize": {"bits"}}
+
+
+def parse_spec(text: str, fmt: str | None = None) -> CompressionSpec:
+    """Parse `method[:key=value,...]`; with `fmt`, also check the format supports it."""
+    raw = ALIASES.get(text.strip(), text.strip())
+    method, _, opts = raw.partition(":")
+    if method not in METHODS:
+        raise CompressionSpecError(f"unknown compression spec {text!r}",
+                                   f"use one of: {', '.join(METHODS)} (aliases: {', '.join(ALIASES)})")
+    values: dict[str, Any] = dict(_DEFAULTS[method])
+    for item in filter(None, opts.split(",")):
+        key, sep, value = item.partition("=")
+        if not sep or key not in _OPTIONS[method]:
+            allowed = ", ".join(sorted(_OPTIONS[method])) or "no options"
+            raise CompressionSpecError(f"bad option {item!r} in compression spec {text!r}", f"{method} takes {allowed}")
+        try:
+            values[key] = float(value) if key == "sparsity" else int(value)
+        except ValueError:
+            raise CompressionSpecError(f"option {key}={value!r} in {text!r} is not a number", "give a number") from None
+    spec = CompressionSpec(method=method, **values)
+    _check_ranges(spec, text)
+    if fmt is not None and spec.method not in SUPPORTED.get(fmt, set()):
+        raise CompressionSpecError(f"compression {spec.name} is not available for {fmt}",
+                                   f"{fmt} supports: {', '.join(sorted(SUPPORTED.get(fmt, set())))}")
+    return spec
+
+
+def _check_ranges(spec: CompressionSpec, text: str) -> None:
+    if spec.method == "prune" and not 0.0 < spec.sparsity < 1.0:
+        raise CompressionSpecError(f"sparsity in {text!r} must be in (0, 1)", "e.g. prune:sparsity=0.5")
+    if spec.method in ("int4", "int8") and spec.block not in (0, 16, 32, 64, 128):
+        raise CompressionSpecError(f"block in {text!r} must be 0 (per channel), 16, 32, 64 or 128", "e.g. int4:block=32")
+    if spec.method == "palettize" and spec.bits not in (1, 2, 3, 4, 6, 8):
+        raise CompressionSpecError(f"palettization bits in {text!r} must be 1, 2, 3, 4, 6 or 8", "e.g. palettize:bits=4")

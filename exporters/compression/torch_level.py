@@ -1,0 +1,68 @@
+"""`compress_(model, spec)`: the torch-level step before any format.
+
+Pruning is applied here for every format (torch.nn.utils.prune's L1 magnitude criterion), since ONNX and MLX
+have no pruning library; Core ML prunes again through coremltools.optimize so its file stores the sparsity.
+Quantization and fp16 are left to each format's own library; `fake_quantize_` gives the torch runtime the
+same numerics (weights rounded per block, computed in fp32).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn.utils import prune
+
+from exporters.compression.spec import CompressionSpec
+
+COMPRESSIBLE = (nn.Conv2d, nn.Linear)
+
+
+def compressible_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
+    return [(n, m) for n, m in model.named_modules() if isinstance(m, COMPRESSIBLE)]
+
+
+def prune_(model: nn.Module, sparsity: float) -> None:
+    """L1-magnitude unstructured pruning per layer, made permanent (plain weights with zeros)."""
+    for _, m in compressible_layers(model):
+        prune.l1_unstructured(m, "weight", amount=sparsity)
+        prune.remove(m, "weight")
+
+
+def quantize_blockwise(w: torch.Tensor, bits: int, block: int) -> torch.Tensor:
+    """Symmetric round-to-nearest along the input dimension (block=0: one scale per output channel)."""
+    flat = w.reshape(w.shape[0], -1)  # (out, in * kh * kw)
+    cols = flat.shape[1]
+    block = block or cols
+    pad = (-cols) % block
+    padded = nn.functional.pad(flat, (0, pad)).reshape(flat.shape[0], -1, block)
+    qmax = 2 ** (bits - 1) - 1
+    scale = padded.abs().amax(-1, keepdim=True).clamp_min(1e-12) / qmax
+    q = (padded / scale).round().clamp(-qmax - 1, qmax) * scale
+    return q.reshape(flat.shape[0], -1)[:, :cols].reshape(w.shape)
+
+
+@torch.no_grad()
+def fake_quantize_(model: nn.Module, bits: int, block: int) -> None:
+    for _, m in compressible_layers(model):
+        m.weight.copy_(quantize_blockwise(m.weight, bits, block))
+
+
+@torch.no_grad()
+def compress_(model: nn.Module, spec: CompressionSpec, fmt: str = "torch") -> nn.Module:
+    """Apply the torch-level part of `spec` in place. For fmt='torch' also simulate quantization numerics."""
+    if spec.method == "prune":
+        prune_(model, spec.sparsity)
+    elif fmt == "torch" and spec.method in ("int8", "int4"):
+        fake_quantize_(model, spec.bits, spec.block)
+    elif fmt == "torch" and spec.method == "fp16":
+        for p in model.parameters():
+            p.copy_(p.half().float())
+    return model
+
+
+def weight_sparsity(model: nn.Module) -> float:
+    total = zeros = 0
+    for _, m in compressible_layers(model):
+        total += m.weight.numel()
+        zeros += int((m.weight == 0).sum())
+    return zeros / max(total, 1)

@@ -1,0 +1,1 @@
+"""Profiling: runtimes, the child-process measurement harness, statistics and the results store."""

@@ -1,0 +1,33 @@
+"""Shared fixtures: tiny trained checkpoints (one per registered model), made once per session."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+
+import models
+from trainers.loop import train
+from trainers.recipe import Recipe
+
+
+def tiny_recipe(name: str, epochs: int = 2) -> Recipe:
+    args = dataclasses.asdict(models.get(name).args_cls.tiny())
+    return Recipe(name=f"tiny_{name}", model=name, model_args=args, epochs=epochs, batch_size=128, lr=0.01)
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoints(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """{model name: checkpoint dir} for every registered model, trained 2 epochs on digits."""
+    root = tmp_path_factory.mktemp("ckpts")
+    out = {}
+    for name in models.names():
+        train(tiny_recipe(name), root / name, progress=False)
+        out[name] = root / name
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tiny_checkpoints: dict[str, Path]) -> Path:
+    return tiny_checkpoints["resnet"]
