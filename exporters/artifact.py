@@ -23,7 +23,7 @@ from torch import nn
 
 from exporters import FORMATS
 from exporters.compression import CompressionSpec, compress_, parse_spec
-from exporters.compression.torch_level import weight_sparsity
+from exporters.compression.torch_level import compressible_layers, weight_sparsity
 from models import checkpoint
 from models.checkpoint import file_sha256
 from models.errors import ArtifactError, ConversionError
@@ -32,7 +32,7 @@ from models.registry import example_inputs, exportable
 MANIFEST = "manifest.json"
 EVAL_DATA = "eval.npz"
 EXPORTER_VERSION = 1
-MODEL_FILES = {"onnx": "model.onnx", "coreml": "model.mlpackage", "mlx": "model.mlxfn"}
+MODEL_FILES = {"onnx": "model.onnx", "coreml": "model.mlpackage", "mlx": "model.mlxfn", "torch": "model.safetensors"}
 
 
 @dataclass
@@ -83,9 +83,10 @@ def dir_sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def stored_value_count(model: nn.Module) -> int:
-    """Floating-point values the exported model must store (parameters and running statistics)."""
-    return sum(t.numel() for t in model.state_dict().values() if t.is_floating_point())
+def weight_count(model: nn.Module) -> int:
+    """Conv and linear weights: the denominator of bits per weight. The numerator is every stored parameter
+    byte (weights, biases, scales, zero points, palettes, masks), so small overheads are charged, not hidden."""
+    return sum(m.weight.numel() for _, m in compressible_layers(model))
 
 
 def input_specs(inputs: tuple[torch.Tensor, ...], dynamic_batch: bool) -> list[dict[str, Any]]:
@@ -131,8 +132,8 @@ def export_checkpoint(ckpt_dir: Path, fmt: str, spec_text: str = "none", out_dir
         return existing
 
     reference = exportable(model)
-    n_values = stored_value_count(reference)
-    compressed = compress_(exportable(checkpoint.load(ckpt_dir)[0]), spec, fmt)
+    n_weights = weight_count(reference)
+    compressed = compress_(exportable(checkpoint.load(ckpt_dir)[0]), spec)
     inputs = example_inputs(compressed, 1)
     tmp = out_dir.with_name(out_dir.name + ".partial")
     shutil.rmtree(tmp, ignore_errors=True)
@@ -161,9 +162,9 @@ def export_checkpoint(ckpt_dir: Path, fmt: str, spec_text: str = "none", out_dir
         "outputs": [{"name": "logits", "shape": [None, card["args"].get("num_classes", 10)]}],
         "size_bytes": path_size(model_file),
         "sha256": dir_sha256(model_file),
-        "stored_values": n_values,
+        "n_weights": n_weights,
         "weight_bytes": info["weight_bytes"],
-        "bits_per_weight": 8.0 * info["weight_bytes"] / n_values,
+        "bits_per_weight": 8.0 * info["weight_bytes"] / n_weights,
         "sparsity": weight_sparsity(compressed),
         "export_seconds": export_seconds,
         "export_details": {k: v for k, v in info.items() if k not in ("weight_bytes",)},

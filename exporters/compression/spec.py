@@ -16,7 +16,7 @@ SUPPORTED = {
     "onnx": {"none", "fp16", "int8", "int4", "prune"},
     "mlx": {"none", "fp16", "int8", "int4", "prune"},
     "coreml": {"none", "fp16", "int8", "int4", "prune", "palettize"},
-    "torch": {"none", "fp16", "int8", "int4", "prune"},
+    "torch": {"none", "fp16", "prune"},  # safetensors: fp16 stored as half
 }
 DEFAULT_SPECS = ("none", "fp16", "int8", "int4", "prune50")
 

@@ -2,8 +2,8 @@
 
 Pruning is applied here for every format (torch.nn.utils.prune's L1 magnitude criterion), since ONNX and MLX
 have no pruning library; Core ML prunes again through coremltools.optimize so its file stores the sparsity.
-Quantization and fp16 are left to each format's own library; `fake_quantize_` gives the torch runtime the
-same numerics (weights rounded per block, computed in fp32).
+Quantization and fp16 are left to each format's own library; `fake_quantize_` simulates block-wise
+round-to-nearest in fp32 for experiments that need the numerics without a format.
 """
 
 from __future__ import annotations
@@ -48,15 +48,10 @@ def fake_quantize_(model: nn.Module, bits: int, block: int) -> None:
 
 
 @torch.no_grad()
-def compress_(model: nn.Module, spec: CompressionSpec, fmt: str = "torch") -> nn.Module:
-    """Apply the torch-level part of `spec` in place. For fmt='torch' also simulate quantization numerics."""
+def compress_(model: nn.Module, spec: CompressionSpec) -> nn.Module:
+    """Apply the torch-level part of `spec` in place (pruning); the rest happens in each format's library."""
     if spec.method == "prune":
         prune_(model, spec.sparsity)
-    elif fmt == "torch" and spec.method in ("int8", "int4"):
-        fake_quantize_(model, spec.bits, spec.block)
-    elif fmt == "torch" and spec.method == "fp16":
-        for p in model.parameters():
-            p.copy_(p.half().float())
     return model
 
 

@@ -1,0 +1,144 @@
+"""ONNX export (torch.onnx dynamo exporter, dynamic batch) and compression through onnxruntime's own tools.
+
+- fp16: onnxruntime.transformers.float16 (fp32 inputs/outputs kept; ORT inserts casts where CPU lacks fp16 kernels)
+- int8: onnxruntime.quantization.quantize_dynamic (int8 weights per output channel, activations quantized at run time)
+- int4: block-wise weight-only int4, DequantizeLinear(block_size) from opset 21. Written here because onnxruntime's
+  4-bit quantizer (MatMulNBits) covers MatMul only, not Conv or Gemm.
+- prune: zeros set at torch level; ONNX has no sparse initializer that onnxruntime executes, so the file is dense.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from exporters.compression import CompressionSpec
+from exporters.verify import numeric_parity
+
+OPSET = 21
+MODEL_FILE = "model.onnx"
+
+
+def _torch_export(model: nn.Module, inputs: tuple[torch.Tensor, ...], path: Path) -> None:
+    logging.getLogger("torch.onnx").setLevel(logging.ERROR)  # e.g. "torchvision is not installed" on every export
+    batch = torch.export.Dim("batch", min=1, max=4096)
+    with contextlib.redirect_stdout(io.StringIO()):  # the exporter prints progress lines
+        program = torch.onnx.export(model, inputs, dynamo=True, opset_version=OPSET, input_names=["input"],
+                                    output_names=["logits"], dynamic_shapes=({0: batch},), verbose=False)
+    program.save(str(path))
+
+
+def export(model: nn.Module, inputs: tuple[torch.Tensor, ...], out_dir: Path, spec: CompressionSpec) -> dict[str, Any]:
+    import onnx
+
+    path = Path(out_dir) / MODEL_FILE
+    _torch_export(model, inputs, path)
+    details: dict[str, Any] = {"opset": OPSET, "dynamic_batch": True}
+    if spec.method == "fp16":
+        from onnxruntime.transformers.float16 import convert_float_to_float16
+
+        onnx.save(convert_float_to_float16(onnx.load(str(path)), keep_io_types=True), str(path))
+        details["tool"] = "onnxruntime.transformers.float16.convert_float_to_float16"
+    elif spec.method == "int8":
+        _quantize_dynamic_int8(path)
+        details["tool"] = "onnxruntime.quantization.quantize_dynamic(per_channel=True, weight_type=QInt8)"
+    elif spec.method == "int4":
+        onnx.save(quantize_weights_int4(onnx.load(str(path)), spec.block), str(path))
+        details["tool"] = f"weight-only int4, DequantizeLinear block_size={spec.block}"
+    graph = onnx.load(str(path))
+    details["ops"] = op_histogram(graph)
+    details["weight_bytes"] = initializer_bytes(graph)
+    return details
+
+
+def _quantize_dynamic_int8(path: Path) -> None:
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    logging.getLogger().setLevel(logging.ERROR)  # it warns about optional pre-processing on every call
+    tmp = path.with_suffix(".int8.onnx")
+    quantize_dynamic(str(path), str(tmp), weight_type=QuantType.QInt8, per_channel=True)
+    tmp.replace(path)
+
+
+def _pack_int4(q: np.ndarray) -> bytes:
+    """Two signed 4-bit values per byte, low nibble first (the ONNX INT4 layout)."""
+    flat = (q.astype(np.int8).ravel() & 0x0F).astype(np.uint8)
+    if flat.size % 2:
+        flat = np.append(flat, np.uint8(0))
+    return (flat[0::2] | (flat[1::2] << 4)).tobytes()
+
+
+def quantize_weights_int4(model, block: int):
+    """Replace every Conv/Gemm weight W (out, ...) by int4 codes (out, K) + fp32 scales (out, ceil(K/block)),
+    dequantized in-graph (DequantizeLinear, axis=1) and reshaped back. Symmetric, round-to-nearest."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    inits = {t.name: t for t in model.graph.initializer}
+    new_nodes, consumers = [], [(n, 1) for n in model.graph.node if n.op_type in ("Conv", "Gemm")]
+    for node, idx in consumers:
+        name = node.input[idx]
+        if name not in inits:
+            continue
+        w = numpy_helper.to_array(inits[name]).astype(np.float32)
+        if node.op_type == "Gemm" and not any(a.name == "transB" and a.i == 1 for a in node.attribute):
+            continue  # weight laid out (in, out): leave it in fp32 rather than quantize the wrong axis
+        out, k = w.shape[0], int(np.prod(w.shape[1:]))
+        b = block or k
+        flat = np.pad(w.reshape(out, k), ((0, 0), (0, (-k) % b))).reshape(out, -1, b)
+        scale = np.maximum(np.abs(flat).max(-1), 1e-12) / 7.0  # (out, blocks)
+        q = np.clip(np.round(flat / scale[..., None]), -8, 7).reshape(out, -1)[:, :k]
+        model.graph.initializer.remove(inits[name])
+        model.graph.initializer.extend([
+            helper.make_tensor(name + "_q4", TensorProto.INT4, [out, k], _pack_int4(q), raw=True),
+            numpy_helper.from_array(scale.astype(np.float32), name + "_scale"),
+            numpy_helper.from_array(np.array(w.shape, dtype=np.int64), name + "_shape"),
+        ])
+        new_nodes += [
+            helper.make_node("DequantizeLinear", [name + "_q4", name + "_scale"], [name + "_2d"], axis=1, block_size=b),
+            helper.make_node("Reshape", [name + "_2d", name + "_shape"], [name]),
+        ]
+    nodes = new_nodes + list(model.graph.node)
+    del model.graph.node[:]
+    model.graph.node.extend(nodes)
+    onnx.checker.check_model(model)
+    return model
+
+
+def op_histogram(model) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for n in model.graph.node:
+        out[n.op_type] = out.get(n.op_type, 0) + 1
+    return dict(sorted(out.items()))
+
+
+def initializer_bytes(model) -> int:
+    """Stored parameter bytes: float and integer-code initializers (weights, biases, scales, zero points);
+    int64 shape constants excluded."""
+    from onnx import TensorProto, helper
+
+    total = 0
+    for t in model.graph.initializer:
+        if t.data_type == TensorProto.INT64:
+            continue
+        n = int(np.prod(t.dims)) if len(t.dims) else 1
+        bits = helper.tensor_dtype_to_np_dtype(t.data_type).itemsize * 8 if t.data_type not in (
+            TensorProto.INT4, TensorProto.UINT4) else 4
+        total += (n * bits + 7) // 8
+    return total
+
+
+def verify(model: nn.Module, artifact) -> dict[str, Any]:
+    import onnxruntime as ort
+
+    sess = ort.InferenceSession(str(artifact.model_file), providers=["CPUExecutionProvider"])
+    data = np.load(artifact.path / "eval.npz")
+    out = sess.run(None, {sess.get_inputs()[0].name: data["x"]})[0]
+    return {"kind": "numeric", "runtime": "onnxruntime", **numeric_parity(out, data["reference"])}

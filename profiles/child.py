@@ -1,0 +1,115 @@
+"""The measuring child: `python -m profiles.child REQUEST.json RESULT.json`.
+
+Runs in a fresh process per (artifact, runtime, scenario) so that peak memory and imports are its own.
+Imports only numpy, the standard library and the one runtime it measures.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from profiles import memory
+from profiles.runtimes import resolve
+from profiles.runtimes.base import RuntimeUnavailable
+from profiles.stats import summarize
+
+_DTYPES = {"float32": np.float32, "float16": np.float16, "int64": np.int64, "int32": np.int32, "uint8": np.uint8,
+           "int8": np.int8, "bool": np.bool_, "float64": np.float64}
+
+
+def synthesize_inputs(specs: list[dict[str, Any]], batch: int, seed: int = 0) -> list[np.ndarray]:
+    """Inputs from declared specs: dynamic dims become `batch` (first) or 1; floats ~U(0,1), ints in [0, 16)."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for spec in specs:
+        shape = [(batch if i == 0 else 1) if d is None else d for i, d in enumerate(spec["shape"] or [batch])]
+        dtype = _DTYPES.get(spec.get("dtype", "float32"), np.float32)
+        arr = rng.random(shape) if np.issubdtype(dtype, np.floating) else rng.integers(0, 16, shape)
+        out.append(arr.astype(dtype))
+    return out
+
+
+def _timed_loop(rt, inputs: list[np.ndarray], sc: dict[str, Any]) -> list[float]:
+    samples: list[float] = []
+    start = time.perf_counter()
+    while True:
+        t0 = time.perf_counter()
+        rt.run(inputs)
+        samples.append(time.perf_counter() - t0)
+        elapsed = time.perf_counter() - start
+        enough = len(samples) >= sc["min_iters"] and elapsed >= sc["min_seconds"]
+        if enough or elapsed >= sc["max_seconds"] or len(samples) >= sc["max_iters"]:
+            return samples
+
+
+def _evaluate(rt, folder: Path) -> dict[str, Any] | None:
+    """Accuracy on the held-out split and parity vs the torch reference, from the artifact's own outputs."""
+    path = folder / "eval.npz"
+    if not path.exists():
+        return None
+    from exporters.verify import numeric_parity
+
+    data = np.load(path)
+    step = rt.fixed_batch or 128
+    outs = [rt.run([data["x"][i:i + step]])[0] for i in range(0, len(data["x"]), step)]
+    logits = np.concatenate([np.asarray(o, dtype=np.float32).reshape(-1, data["reference"].shape[-1]) for o in outs])
+    acc = float((logits.argmax(-1) == data["y"]).mean())
+    return {"accuracy": {"metric": "top1", "value": acc, "dataset": "test split", "n": int(len(data["y"]))},
+            "parity": {"reference": "torch fp32", **numeric_parity(logits, data["reference"])}}
+
+
+def measure_in_child(req: dict[str, Any]) -> dict[str, Any]:
+    sc = req["scenario"]
+    runtime_cls = resolve(req["runtime"])
+    rt = runtime_cls()
+    result: dict[str, Any] = {"runtime": req["runtime"], "runtime_version": runtime_cls.version()}
+    rss_before = memory.current_rss()
+    t0 = time.perf_counter()
+    rt.load(Path(req["model_file"]), req["threads"], req.get("options", {}))
+    result["load_seconds"] = time.perf_counter() - t0
+    rss_loaded = memory.current_rss()
+    result["runtime_options"] = rt.options()
+    specs = req.get("inputs") or rt.input_specs()
+    inputs = synthesize_inputs(specs, rt.fixed_batch or sc["batch"])
+    memory.reset_peak()
+    t0 = time.perf_counter()
+    rt.run(inputs)
+    result["first_call_ms"] = (time.perf_counter() - t0) * 1e3
+    for _ in range(sc["warmup"]):
+        rt.run(inputs)
+    samples = _timed_loop(rt, inputs, sc)
+    peak = memory.peak_rss()  # before any statistics allocate
+    result["latency"] = {"samples_ms": [s * 1e3 for s in samples], **summarize(samples)}
+    result["memory"] = {"peak_rss_bytes": peak, "rss_before_load_bytes": rss_before,
+                        "load_delta_bytes": (rss_loaded - rss_before) if rss_before and rss_loaded else None,
+                        "peak_label": "VmHWM after reset post-load" if sys.platform.startswith("linux") else "ru_maxrss"}
+    result["input_shapes"] = [list(x.shape) for x in inputs]
+    if req.get("evaluate", True):
+        result.update(_evaluate(rt, Path(req["folder"])) or {})
+    result["status"] = "ok"
+    return result
+
+
+def main(argv: list[str]) -> int:
+    req = json.loads(Path(argv[0]).read_text())
+    try:
+        result = measure_in_child(req)
+    except RuntimeUnavailable as e:
+        result = {"status": "unavailable", "error_class": "RuntimeUnavailable", "error_message": str(e)}
+    except Exception as e:  # recorded, not swallowed: the parent stores it as a failure row
+        result = {"status": "failed", "error_class": e.__class__.__name__,
+                  "error_message": (str(e).strip().splitlines() or [""])[0][:500],
+                  "traceback": traceback.format_exc()[-4000:]}
+    Path(argv[1]).write_text(json.dumps(result, default=float))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,103 @@
+"""Parent side of profiling: one fresh child per (artifact, runtime, scenario), with a timeout.
+Whatever happens in the child, the parent returns a record; failures are rows, not crashes."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from exporters.artifact import Artifact, git_commit, load_artifact
+from profiles.device import environment, fingerprint
+from profiles.runtimes import DEFAULT_RUNTIME
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class Scenario:
+    batch: int = 1
+    warmup: int = 20
+    min_iters: int = 200
+    min_seconds: float = 1.0
+    max_seconds: float = 20.0
+    max_iters: int = 20_000
+
+
+def request_key(artifact: Artifact, runtime: str, threads: int, scenario: Scenario, options: dict[str, Any]) -> str:
+    """What makes a measurement reusable: same bytes, runtime, threads, scenario, options and device."""
+    blob = json.dumps({"sha": artifact.manifest.get("sha256"), "runtime": runtime, "threads": threads,
+                       "scenario": dataclasses.asdict(scenario), "options": options,
+                       "device": fingerprint()["id"]}, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:24]
+
+
+def _base_record(artifact: Artifact, runtime: str, threads: int, scenario: Scenario, key: str) -> dict[str, Any]:
+    m = artifact.manifest
+    paper = m.get("paper") or {}
+    return {
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "cache_key": key,
+        "model": m.get("model"), "paper": paper.get("title"), "paper_arxiv": paper.get("arxiv"),
+        "artifact": {"path": str(artifact.path), "format": m.get("format"), "compression": m.get("compression_name"),
+                     "compression_config": m.get("compression"), "size_bytes": m.get("size_bytes"),
+                     "bits_per_weight": m.get("bits_per_weight"), "sparsity": m.get("sparsity"),
+                     "sha256": m.get("sha256"), "foreign": bool(m.get("foreign")),
+                     "verification": m.get("verification")},
+        "runtime": runtime, "threads": threads, "scenario": dataclasses.asdict(scenario),
+        "device": fingerprint(), "environment": {**environment(), "git_commit": git_commit()},
+    }
+
+
+def _run_child(request: dict[str, Any], timeout: float) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory(prefix="edgezoo-measure-") as tmp:
+        req_path, res_path = Path(tmp) / "request.json", Path(tmp) / "result.json"
+        req_path.write_text(json.dumps(request))
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(PROJECT_ROOT), os.environ.get("PYTHONPATH")])),
+               "OMP_NUM_THREADS": str(request["threads"])}
+        try:
+            proc = subprocess.run([sys.executable, "-m", "profiles.child", str(req_path), str(res_path)],
+                                  capture_output=True, text=True, timeout=timeout, env=env, cwd=PROJECT_ROOT)
+        except subprocess.TimeoutExpired:
+            return {"status": "failed", "error_class": "Timeout",
+                    "error_message": f"the measuring child did not finish in {timeout:.0f} s and was killed; "
+                                     "raise --timeout or check the runtime for a hang"}
+        if res_path.exists():
+            try:
+                return json.loads(res_path.read_text())
+            except json.JSONDecodeError:
+                pass
+        tail = (proc.stderr.strip().splitlines() or ["(no output)"])[-1][:300]
+        return {"status": "failed", "error_class": "ChildCrashed",
+                "error_message": f"the measuring child exited with code {proc.returncode} before reporting: {tail}",
+                "stderr_tail": proc.stderr[-4000:]}
+
+
+def measure(artifact_path: Path | Artifact, runtime: str | None = None, threads: int = 2,
+            scenario: Scenario | None = None, options: dict[str, Any] | None = None,
+            timeout: float = 180.0) -> dict[str, Any]:
+    """Profile one artifact on one runtime in a fresh child process; returns the full record."""
+    artifact = artifact_path if isinstance(artifact_path, Artifact) else load_artifact(Path(artifact_path))
+    runtime = runtime or DEFAULT_RUNTIME.get(artifact.manifest.get("format", ""), "onnxruntime")
+    scenario, options = scenario or Scenario(), options or {}
+    key = request_key(artifact, runtime, threads, scenario, options)
+    record = _base_record(artifact, runtime, threads, scenario, key)
+    request = {"runtime": runtime, "threads": threads, "scenario": dataclasses.asdict(scenario), "options": options,
+               "model_file": str(artifact.model_file), "folder": str(artifact.path),
+               "inputs": artifact.manifest.get("inputs"), "evaluate": not artifact.manifest.get("foreign")}
+    result = _run_child(request, timeout)
+    record.update(result)
+    parity = record.get("parity")
+    if record["status"] == "ok" and parity and not parity.get("ok"):
+        record.update(status="failed", error_class="ParityMismatch",
+                      error_message=f"outputs disagree with the torch reference (top-1 agreement "
+                                    f"{parity['top1_agreement']:.2f}, SQNR {parity['sqnr_db']:.1f} dB): "
+                                    "the timing is not trustworthy; check the export or use milder compression")
+    return record
