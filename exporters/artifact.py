@@ -28,6 +28,7 @@ from models import checkpoint
 from models.checkpoint import file_sha256
 from models.errors import ArtifactError, ConversionError
 from models.registry import example_inputs, exportable
+from trainers.data import load_dataset
 
 MANIFEST = "manifest.json"
 EVAL_DATA = "eval.npz"
@@ -104,8 +105,6 @@ def _exporter(fmt: str):
 @torch.no_grad()
 def write_eval_data(model: nn.Module, card: dict[str, Any], out_dir: Path) -> None:
     """Held-out test split + fp32 torch reference outputs, for accuracy and parity in the profiler."""
-    from trainers.data import load_dataset
-
     data = load_dataset(card.get("dataset", "digits"))
     ref = model(torch.from_numpy(data.test.x)).numpy()
     np.savez_compressed(out_dir / EVAL_DATA, x=data.test.x, y=data.test.y, reference=ref)
@@ -133,7 +132,8 @@ def export_checkpoint(ckpt_dir: Path, fmt: str, spec_text: str = "none", out_dir
 
     reference = exportable(model)
     n_weights = weight_count(reference)
-    compressed = compress_(exportable(checkpoint.load(ckpt_dir)[0]), spec)
+    train_split = load_dataset(card.get("dataset", "digits")).train if spec.method == "prune" else None
+    compressed = compress_(exportable(checkpoint.load(ckpt_dir)[0]), spec, train_split)
     inputs = example_inputs(compressed, 1)
     tmp = out_dir.with_name(out_dir.name + ".partial")
     shutil.rmtree(tmp, ignore_errors=True)
@@ -144,7 +144,7 @@ def export_checkpoint(ckpt_dir: Path, fmt: str, spec_text: str = "none", out_dir
     except ConversionError:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    except Exception as e:  # converters raise anything; name the op when they do
+    except Exception as e:  # converters raise anything; keep their first line, it usually names the op
         shutil.rmtree(tmp, ignore_errors=True)
         raise ConversionError(f"{fmt} conversion of {card['model']} failed: {e.__class__.__name__}: "
                               f"{str(e).strip().splitlines()[0][:200] if str(e).strip() else ''}",

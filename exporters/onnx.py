@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +30,8 @@ MODEL_FILE = "model.onnx"
 def _torch_export(model: nn.Module, inputs: tuple[torch.Tensor, ...], path: Path) -> None:
     logging.getLogger("torch.onnx").setLevel(logging.ERROR)  # e.g. "torchvision is not installed" on every export
     batch = torch.export.Dim("batch", min=1, max=4096)
-    with contextlib.redirect_stdout(io.StringIO()):  # the exporter prints progress lines
+    with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():  # progress lines, deprecations
+        warnings.simplefilter("ignore")
         program = torch.onnx.export(model, inputs, dynamo=True, opset_version=OPSET, input_names=["input"],
                                     output_names=["logits"], dynamic_shapes=({0: batch},), verbose=False)
     program.save(str(path))

@@ -12,7 +12,7 @@ MIN_TOP1_AGREEMENT = 0.8  # below this a compressed model is "wrong", however fa
 def sqnr_db(out: np.ndarray, ref: np.ndarray) -> float:
     noise = float(np.sum((out.astype(np.float64) - ref) ** 2))
     signal = float(np.sum(ref.astype(np.float64) ** 2))
-    return float("inf") if noise == 0 else 10.0 * np.log10(max(signal, 1e-30) / noise)
+    return float("inf") if noise == 0 else float(10.0 * np.log10(max(signal, 1e-30) / noise))
 
 
 def numeric_parity(out: np.ndarray, ref: np.ndarray) -> dict[str, Any]:

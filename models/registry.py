@@ -28,6 +28,14 @@ class ModelSpec:
 
 
 REGISTRY: dict[str, ModelSpec] = {}
+BUILTIN_MODULES = ("models.resnet", "models.mobilenetv2", "models.convmixer")
+
+
+def _load_builtin() -> None:
+    import importlib
+
+    for module in BUILTIN_MODULES:
+        importlib.import_module(module)
 
 
 def register(name: str, args_cls: type, card: PaperCard, task: str = "classification") -> Callable[[type], type]:
@@ -44,10 +52,12 @@ def register(name: str, args_cls: type, card: PaperCard, task: str = "classifica
 
 
 def names() -> list[str]:
+    _load_builtin()
     return sorted(REGISTRY)
 
 
 def get(name: str) -> ModelSpec:
+    _load_builtin()
     if name not in REGISTRY:
         raise KeyError(f"unknown model {name!r}; registered models: {', '.join(names())}")
     return REGISTRY[name]

@@ -45,6 +45,21 @@ def evaluate(model: nn.Module, x: np.ndarray, y: np.ndarray, batch: int = 512) -
             "loss": nn.functional.cross_entropy(logits, target).item(), "n": len(y)}
 
 
+def finetune(model: nn.Module, split, epochs: int, lr: float = 1e-3, batch_size: int = 64, seed: int = 0) -> None:
+    """A short AdamW fine-tune on a data split (x, y arrays), e.g. after pruning; leaves the model in eval mode."""
+    seed_everything(seed)
+    loader = DataLoader(TensorDataset(torch.from_numpy(split.x), torch.from_numpy(split.y)), batch_size=batch_size,
+                        shuffle=True, generator=torch.Generator().manual_seed(seed))
+    opt = torch.optim.AdamW(model.parameters(), lr=lr)
+    model.train()
+    for _ in range(epochs):
+        for xb, yb in loader:
+            opt.zero_grad(set_to_none=True)
+            nn.functional.cross_entropy(model(xb), yb).backward()
+            opt.step()
+    model.eval()
+
+
 def _optimizer(recipe: Recipe, model: nn.Module) -> torch.optim.Optimizer:
     if recipe.optimizer == "sgd":
         return torch.optim.SGD(model.parameters(), lr=recipe.lr, momentum=0.9, weight_decay=recipe.weight_decay)

@@ -1,5 +1,6 @@
 """Compression specs: `none`, `fp16`, `int8`, `int4[:block=32]`, `prune[:sparsity=0.5]` (alias prune50),
-`palettize[:bits=4]` (alias palette4, Core ML only). Plain data, JSON round-trip, unknown keys rejected."""
+`palettize[:bits=4]` (alias palette4, Core ML only). prune50 = prune:sparsity=0.5 with 2 epochs of masked fine-tuning;
+`prune:sparsity=0.5,finetune=0` is pure post-training pruning. Plain data, JSON round-trip, unknown keys rejected."""
 
 from __future__ import annotations
 
@@ -26,7 +27,8 @@ class CompressionSpec:
     method: str = "none"
     bits: int = 32
     block: int = 0          # block size along the input dimension; 0 = per output channel
-    sparsity: float = 0.0   # magnitude pruning target
+    sparsity: float = 0.0   # magnitude pruning target (global across conv/linear weights)
+    finetune: int = 0       # epochs of masked fine-tuning after pruning (needs the training split)
     version: int = SPEC_VERSION
 
     @property
@@ -35,7 +37,7 @@ class CompressionSpec:
         if self.method == "int4":
             return f"int4-b{self.block}"
         if self.method == "prune":
-            return f"prune{round(self.sparsity * 100)}"
+            return f"prune{round(self.sparsity * 100)}" + (f"-ft{self.finetune}" if self.finetune else "")
         if self.method == "palettize":
             return f"palette{self.bits}"
         return self.method
@@ -54,9 +56,9 @@ class CompressionSpec:
 
 _DEFAULTS = {
     "none": dict(bits=32), "fp16": dict(bits=16), "int8": dict(bits=8, block=0),
-    "int4": dict(bits=4, block=32), "prune": dict(bits=32, sparsity=0.5), "palettize": dict(bits=4),
+    "int4": dict(bits=4, block=32), "prune": dict(bits=32, sparsity=0.5, finetune=2), "palettize": dict(bits=4),
 }
-_OPTIONS = {"none": set(), "fp16": set(), "int8": {"block"}, "int4": {"block"}, "prune": {"sparsity"}, "palettize": {"bits"}}
+_OPTIONS = {"none": set(), "fp16": set(), "int8": {"block"}, "int4": {"block"}, "prune": {"sparsity", "finetune"}, "palettize": {"bits"}}
 
 
 def parse_spec(text: str, fmt: str | None = None) -> CompressionSpec:

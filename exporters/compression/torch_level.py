@@ -8,6 +8,8 @@ round-to-nearest in fp32 for experiments that need the numerics without a format
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import nn
 from torch.nn.utils import prune
@@ -21,10 +23,16 @@ def compressible_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
     return [(n, m) for n, m in model.named_modules() if isinstance(m, COMPRESSIBLE)]
 
 
-def prune_(model: nn.Module, sparsity: float) -> None:
-    """L1-magnitude unstructured pruning per layer, made permanent (plain weights with zeros)."""
-    for _, m in compressible_layers(model):
-        prune.l1_unstructured(m, "weight", amount=sparsity)
+def prune_(model: nn.Module, sparsity: float, finetune: int = 0, data: Any = None, seed: int = 0) -> None:
+    """Global L1-magnitude unstructured pruning over all conv/linear weights, optionally followed by masked
+    fine-tuning on `data` (the masks stay fixed while the surviving weights train), then made permanent."""
+    layers = [m for _, m in compressible_layers(model)]
+    prune.global_unstructured([(m, "weight") for m in layers], pruning_method=prune.L1Unstructured, amount=sparsity)
+    if finetune and data is not None:
+        from trainers.loop import finetune as finetune_loop
+
+        finetune_loop(model, data, epochs=finetune, seed=seed)
+    for m in layers:
         prune.remove(m, "weight")
 
 
@@ -47,12 +55,14 @@ def fake_quantize_(model: nn.Module, bits: int, block: int) -> None:
         m.weight.copy_(quantize_blockwise(m.weight, bits, block))
 
 
-@torch.no_grad()
-def compress_(model: nn.Module, spec: CompressionSpec) -> nn.Module:
-    """Apply the torch-level part of `spec` in place (pruning); the rest happens in each format's library."""
+def compress_(model: nn.Module, spec: CompressionSpec, data: Any = None) -> nn.Module:
+    """Apply the torch-level part of `spec` in place (pruning, with fine-tuning when `data` is the training
+    split); the rest happens in each format's own library. Returns the model in eval mode."""
     if spec.method == "prune":
-        prune_(model, spec.sparsity)
-    return model
+        if spec.finetune and data is None:
+            raise ValueError("prune with finetune needs the training split; pass data= or finetune=0")
+        prune_(model, spec.sparsity, spec.finetune, data)
+    return model.eval()
 
 
 def weight_sparsity(model: nn.Module) -> float:

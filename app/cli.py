@@ -1,0 +1,154 @@
+"""`edgezoo`: the umbrella command. Heavy libraries are imported inside commands, so `--help` is fast."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from models.errors import EdgeZooError
+
+app = typer.Typer(help="EdgeZoo: train, compress, export and profile efficient models for edge devices.",
+                  no_args_is_help=True, add_completion=False)
+WorkspaceOpt = typer.Option(None, "--workspace", "-w", envvar="EDGEZOO_WORKSPACE",
+                            help="workspace folder (default ./edgezoo-workspace)")
+
+
+def _fail(err: Exception) -> None:
+    typer.echo(f"error: {err}", err=True)
+    raise typer.Exit(2)
+
+
+@app.command()
+def run(workspace: Optional[Path] = WorkspaceOpt,
+        recipes: Optional[List[str]] = typer.Option(None, "--recipe", "-r", help="recipes to run (default: all default ones)"),
+        formats: Optional[List[str]] = typer.Option(None, "--format", "-f", help="formats (default: torch onnx mlx coreml)"),
+        sets: List[str] = typer.Option([], "--set", help="recipe override key=value for every recipe"),
+        threads: int = typer.Option(2, "--threads", "-t"),
+        as_json: bool = typer.Option(False, "--json", help="print the summary rows as JSON")) -> None:
+    """The main job: train the default models, export every format x compression, profile, store, summarise."""
+    from app.pipeline import DEFAULT_FORMAT_SPECS, DEFAULT_RECIPES, RunPlan, run as run_pipeline
+    from app.summary import print_table
+    from app.workspace import Workspace
+
+    fmt_specs = {f: DEFAULT_FORMAT_SPECS[f] for f in (formats or DEFAULT_FORMAT_SPECS)} if formats else dict(DEFAULT_FORMAT_SPECS)
+    plan = RunPlan(recipes=tuple(recipes or DEFAULT_RECIPES), format_specs=fmt_specs, threads=threads, overrides=tuple(sets))
+    try:
+        rows = run_pipeline(Workspace.resolve(workspace), plan, log=lambda s: typer.echo(s, err=True))
+    except EdgeZooError as e:
+        _fail(e)
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2, default=str))
+    else:
+        print_table(rows, "edgezoo run")
+    if not any(r["status"] == "ok" for r in rows):
+        raise typer.Exit(1)
+
+
+@app.command()
+def train(recipe: str = typer.Argument(..., help="recipe YAML path or bundled name (e.g. digits_resnet)"),
+          sets: List[str] = typer.Option([], "--set", help="override key=value (dotted keys for model_args)"),
+          out: Optional[Path] = typer.Option(None, "--out", "-o", help="checkpoint folder (default: WORKSPACE/zoo/NAME)"),
+          workspace: Optional[Path] = WorkspaceOpt) -> None:
+    """Train a recipe; writes a checkpoint folder (best) and its last/ sibling."""
+    from app.workspace import Workspace
+    from trainers.loop import train as train_loop
+    from trainers.recipe import load_recipe
+
+    try:
+        r = load_recipe(recipe, sets)
+        target = out or Workspace.resolve(workspace).zoo / r.name
+        metrics = train_loop(r, target)
+    except EdgeZooError as e:
+        _fail(e)
+    typer.echo(json.dumps({"checkpoint": str(target), **metrics}, indent=2))
+
+
+@app.command()
+def export(fmt: str = typer.Argument(..., help="onnx | coreml | mlx | torch"),
+           checkpoint: Path = typer.Argument(..., help="checkpoint folder"),
+           compress: str = typer.Option("none", "--compress", "-c", help="compression spec, see `exporters --help`"),
+           out: Optional[Path] = typer.Option(None, "--out", "-o"),
+           workspace: Optional[Path] = WorkspaceOpt,
+           force: bool = typer.Option(False, "--force")) -> None:
+    """Export a checkpoint (same as the `exporters` command)."""
+    from exporters.cli import export_command
+
+    export_command(fmt, checkpoint, compress, out, workspace, force)
+
+
+@app.command()
+def profile(artifacts: List[Path] = typer.Argument(..., help="artifact folders or .onnx/.mlxfn/.mlpackage files"),
+            runtime: Optional[str] = typer.Option(None, "--runtime", help="torch | onnxruntime | mlx | coreml | module:Class"),
+            threads: int = typer.Option(2, "--threads", "-t"),
+            timeout: float = typer.Option(180.0, "--timeout", help="seconds before the measuring child is killed"),
+            workspace: Optional[Path] = WorkspaceOpt,
+            as_json: bool = typer.Option(False, "--json")) -> None:
+    """Profile artifacts, each in a fresh child process; every attempt becomes a record in the store."""
+    from app.summary import print_table
+    from app.workspace import Workspace
+    from profiles.measure import measure
+
+    ws = Workspace.resolve(workspace)
+    try:
+        store = ws.store()
+    except EdgeZooError as e:
+        _fail(e)
+    rows, failed = [], False
+    for path in artifacts:
+        try:
+            record = measure(path, runtime, threads, timeout=timeout)
+        except (EdgeZooError, KeyError) as e:
+            typer.echo(f"error: {str(e).strip(chr(34))}", err=True)
+            failed = True
+            continue
+        rid = store.add(record)
+        rows.append(store.rows("WHERE id=?", (rid,))[0])
+        if record["status"] == "failed":
+            typer.echo(f"error: {path}: {record['error_class']}: {record['error_message']}", err=True)
+            failed = True
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2, default=str))
+    elif rows:
+        print_table(rows, "edgezoo profile")
+    if failed:
+        raise typer.Exit(1)
+
+
+@app.command()
+def results(workspace: Optional[Path] = WorkspaceOpt,
+            as_json: bool = typer.Option(False, "--json", help="full records as JSON"),
+            status: Optional[str] = typer.Option(None, "--status", help="only ok / failed / unavailable")) -> None:
+    """Show what the results store holds."""
+    from app.summary import print_table
+    from app.workspace import Workspace
+
+    try:
+        store = Workspace.resolve(workspace).store()
+    except EdgeZooError as e:
+        _fail(e)
+    where, params = ("WHERE status=?", (status,)) if status else ("", ())
+    if as_json:
+        typer.echo(json.dumps(list(store.records(where, params)), indent=2, default=str))
+    else:
+        print_table(store.rows(where, params), f"results in {store.path}")
+
+
+@app.command("models")
+def list_models() -> None:
+    """Registered architectures and their paper cards."""
+    import models
+
+    for name in models.names():
+        card = models.get(name).card
+        typer.echo(f"{name:<14} {card.title} (arXiv:{card.arxiv}) {card.code}")
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:
+        sys.exit(130)

@@ -1,0 +1,40 @@
+"""The summary table printed after `edgezoo run` and by `edgezoo results`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+HEADERS = ("model", "format", "compression", "runtime", "size", "bits/w", "p50 ms", "p90 ms", "peak MiB", "accuracy",
+           "parity", "status")
+
+
+def _fmt(v: Any, spec: str) -> str:
+    return "-" if v is None else format(v, spec)
+
+
+def _size(n: int | None) -> str:
+    if n is None:
+        return "-"
+    return f"{n / 1024:.1f} KiB" if n < 1 << 20 else f"{n / (1 << 20):.2f} MiB"
+
+
+def row_cells(r: dict[str, Any]) -> list[str]:
+    parity = "-" if r.get("parity_sqnr_db") is None else f"{r['parity_sqnr_db']:.1f} dB"
+    status = r["status"] if r["status"] == "ok" else f"{r['status']}: {r.get('error_class') or ''}"
+    peak = None if r.get("peak_rss_bytes") is None else float(r["peak_rss_bytes"]) / (1 << 20)
+    return [str(r.get("model")), str(r.get("format")), str(r.get("compression")), str(r.get("runtime")),
+            _size(int(r["size_bytes"]) if r.get("size_bytes") is not None else None), _fmt(r.get("bits_per_weight"), ".2f"),
+            _fmt(r.get("p50_ms"), ".3f"), _fmt(r.get("p90_ms"), ".3f"), _fmt(peak, ".0f"),
+            _fmt(r.get("accuracy"), ".3f"), parity, status]
+
+
+def print_table(rows: list[dict[str, Any]], title: str = "EdgeZoo results") -> None:
+    table = Table(title=title)
+    for h in HEADERS:
+        table.add_column(h, justify="right" if h not in ("model", "format", "compression", "runtime", "status") else "left")
+    for r in rows:
+        table.add_row(*row_cells(r))
+    Console(width=200).print(table)
