@@ -10,6 +10,7 @@ import importlib
 import json
 import os
 import platform
+import re
 import shutil
 import subprocess
 import time
@@ -110,6 +111,14 @@ def write_eval_data(model: nn.Module, card: dict[str, Any], out_dir: Path) -> No
     np.savez_compressed(out_dir / EVAL_DATA, x=data.test.x, y=data.test.y, reference=ref)
 
 
+def conversion_summary(err: Exception) -> str:
+    """One line from a converter's (often multi-page) error: the aten op it choked on, if it says."""
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(err))
+    ops = sorted(set(re.findall(r"aten\.[A-Za-z0-9_]+(?:\.[A-Za-z0-9_]+)?", text)))
+    first = (text.strip().splitlines() or [err.__class__.__name__])[0][:200]
+    return f"unsupported op {', '.join(ops)} ({first})" if ops else f"{err.__class__.__name__}: {first}"
+
+
 def default_out_dir(workspace: Path, card: dict[str, Any], ckpt_hash: str, fmt: str, spec: CompressionSpec) -> Path:
     return Path(workspace) / "artifacts" / f"{card['model']}-{ckpt_hash[:10]}" / f"{fmt}-{spec.name}"
 
@@ -144,10 +153,9 @@ def export_checkpoint(ckpt_dir: Path, fmt: str, spec_text: str = "none", out_dir
     except ConversionError:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    except Exception as e:  # converters raise anything; keep their first line, it usually names the op
+    except Exception as e:  # converters raise anything: name the op when the message does
         shutil.rmtree(tmp, ignore_errors=True)
-        raise ConversionError(f"{fmt} conversion of {card['model']} failed: {e.__class__.__name__}: "
-                              f"{str(e).strip().splitlines()[0][:200] if str(e).strip() else ''}",
+        raise ConversionError(f"{fmt} conversion of {card['model']} failed: {conversion_summary(e)}",
                               "try another format or compression, or replace the unsupported op in the model") from None
     export_seconds = time.perf_counter() - t0
     write_eval_data(reference, card, tmp)

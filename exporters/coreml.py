@@ -6,7 +6,9 @@
   whole kernel ([1, block, KH, KW] for a conv, [1, block] for a linear) and must divide the input channels; a layer
   whose input channels it does not divide gets the largest divisor <= block (all of them when there are fewer
   than `block`, i.e. per output channel). The block each weight got is in the export details.
-- prune: prune_weights (magnitude, target_sparsity): the file stores a bit mask + the nonzero values.
+- prune: compress_ prunes (global magnitude, optional masked fine-tuning) at torch level; prune_weights with a
+  threshold config (|w| <= 1e-12) then stores exactly those zeros sparsely: a bit mask + the nonzero values.
+  A tensor with under 1/32 zeros stays dense (sparse storage would be larger).
 - palettize: palettize_weights (kmeans, nbits, one LUT per tensor).
 Every compression config sets weight_threshold=0: coremltools' default (2048 elements) would skip every tensor of
 the tiny models. coremltools still never compresses rank-1 tensors (biases) or tensors of under 10 elements, which
@@ -41,6 +43,9 @@ MODEL_FILE = "model.mlpackage"
 MAX_BATCH = 4096
 DEPLOYMENT_TARGET = "iOS18"  # == macOS15: block-wise int4 and constexpr_blockwise_shift_scale need it
 WEIGHT_THRESHOLD = 0
+PRUNE_THRESHOLD = 1e-12
+# a sparse tensor stores a 1-bit mask plus its nonzeros: smaller than dense fp32 above 1/32 zeros
+MIN_SPARSE_FRACTION = 1 / 32
 WEIGHT_OPS = ("conv", "conv_transpose", "linear", "matmul")
 # op types coremltools 9 emits for each method at iOS18 (the older constexpr_* names accepted for foreign files)
 COMPRESSED_OPS = {
@@ -174,11 +179,16 @@ def _compress(ct, mlmodel, spec: CompressionSpec) -> tuple[Any, dict[str, Any]]:
             "block_requested": spec.block, "block_convention": "[1, block, KH, KW] (input channels x whole kernel)",
             "blocks": blocks, "blocks_reduced": sorted(n for n, b in blocks.items() if b["block"] != spec.block)}
     if spec.method == "prune":
-        cfg = cto.OptimizationConfig(global_config=cto.OpMagnitudePrunerConfig(
-            target_sparsity=spec.sparsity, weight_threshold=WEIGHT_THRESHOLD))
+        # compress_ already pruned globally (and fine-tuned): store exactly those zeros. A per-tensor
+        # OpMagnitudePrunerConfig(target_sparsity) would prune every tensor again to `sparsity`, zeroing more
+        # weights in the layers the global criterion left denser than average.
+        cfg = cto.OptimizationConfig(global_config=cto.OpThresholdPrunerConfig(
+            threshold=PRUNE_THRESHOLD, minimum_sparsity_percentile=MIN_SPARSE_FRACTION,
+            weight_threshold=WEIGHT_THRESHOLD))
         return cto.prune_weights(mlmodel, cfg), {
-            "tool": f"coremltools.optimize.coreml.prune_weights(OpMagnitudePrunerConfig(target_sparsity="
-                    f"{spec.sparsity}, weight_threshold={WEIGHT_THRESHOLD}))"}
+            "tool": f"coremltools.optimize.coreml.prune_weights(OpThresholdPrunerConfig(threshold={PRUNE_THRESHOLD}, "
+                    f"minimum_sparsity_percentile={MIN_SPARSE_FRACTION:.4f}, weight_threshold={WEIGHT_THRESHOLD}))",
+            "sparsity_requested": spec.sparsity, "pruned_at": "torch level (compress_), global magnitude"}
     if spec.method == "palettize":
         cfg = cto.OptimizationConfig(global_config=cto.OpPalettizerConfig(
             mode="kmeans", nbits=spec.bits, weight_threshold=WEIGHT_THRESHOLD))
@@ -258,6 +268,10 @@ def _values(op):
                 yield binding.value
 
 
+def _numel(value) -> int:
+    return int(np.prod([d.constant.size for d in value.type.tensorType.dimensions]))
+
+
 def _op_name(op) -> str:
     if "name" in op.attributes:
         names = op.attributes["name"].immediateValue.tensor.strings.values
@@ -280,6 +294,7 @@ def inspect_package(path: Path) -> dict[str, Any]:
     producers: dict[str, str] = {}
     weight_layers: list[dict[str, Any]] = []
     inline_bytes = blob_payload = 0
+    sparse = {"tensors": 0, "values": 0, "nonzeros": 0}
     if spec.WhichOneof("Type") == "mlProgram":
         for fn in spec.mlProgram.functions.values():
             all_ops = list(_walk_ops(fn.block_specializations[fn.opset]))
@@ -293,11 +308,17 @@ def inspect_package(path: Path) -> dict[str, Any]:
                     dt = dtype_name(tt.dataType)
                     if op.type.startswith("constexpr_"):
                         payload_dtypes[dt] += 1
-                    n = int(np.prod([d.constant.size for d in tt.dimensions]))
+                    n = _numel(v)
                     if v.WhichOneof("value") == "immediateValue" and dt in _FLOAT_BYTES and tt.rank >= 1:
                         inline_bytes += n * _FLOAT_BYTES[dt]
                     elif v.WhichOneof("value") == "blobFileValue":
                         blob_payload += (n * _BITS.get(dt, 32) + 7) // 8
+                if "nonzero_data" in op.inputs:  # constexpr_sparse_to_dense / constexpr_sparse_blockwise_shift_scale
+                    mask = op.inputs.get("mask", op.inputs.get("data_mask"))
+                    if mask is not None and mask.arguments:
+                        sparse["tensors"] += 1
+                        sparse["values"] += _numel(mask.arguments[0].value)
+                        sparse["nonzeros"] += _numel(op.inputs["nonzero_data"].arguments[0].value)
                 if op.type in WEIGHT_OPS:
                     key = "weight" if "weight" in op.inputs else "y"
                     args = op.inputs[key].arguments if key in op.inputs else []
@@ -315,6 +336,7 @@ def inspect_package(path: Path) -> dict[str, Any]:
         "weight_bin_bytes": sum(f.stat().st_size for f in bins),
         "inline_param_bytes": inline_bytes,
         "blob_payload_bytes": blob_payload,
+        "sparse": sparse,
         "package_bytes": sum(f.stat().st_size for f in path.rglob("*") if f.is_file()),
         "inputs": [_feature(f) for f in desc.input],
         "outputs": [_feature(f) for f in desc.output],
@@ -377,6 +399,8 @@ def structural_check(path: Path, method: str, bits: int | None = None) -> dict[s
         "weight_layers": len(s["weight_layers"]),
         "uncompressed_weight_layers": uncompressed if expected else [],
         "payload_dtypes": s["payload_dtypes"],
+        "sparse_tensors": s["sparse"]["tensors"],
+        "stored_zeros": s["sparse"]["values"] - s["sparse"]["nonzeros"],
         "weight_bin_bytes": s["weight_bin_bytes"], "inline_param_bytes": s["inline_param_bytes"],
         "inputs": s["inputs"], "outputs": s["outputs"], "specification_version": s["specification_version"],
     }

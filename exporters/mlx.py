@@ -5,8 +5,9 @@ The function takes and returns torch-layout (NCHW) arrays; between ops, 4-D acti
 (NHWC), which is what MLX convolutions want, and conv kernels are stored channels-last (O, kH, kW, I) too.
 
 Compression is MLX's own: `fp16` stores every float array in half precision (cast to fp32 in the graph);
-`int8`/`int4` store conv and linear weights as `mx.quantize` groups (packed uint32 + fp16 scales and biases)
-that the graph expands with `mx.dequantize`; `prune` stores the torch-pruned weights dense, zeros included.
+`int8`/`int4` store conv and linear weights as `mx.quantize` groups (packed uint32 + fp16 scales and biases),
+all in one block that a single `mx.dequantize` in the graph expands (weights too small to gain stay fp32);
+`prune` stores the torch-pruned weights dense, zeros included.
 
 The batch dimension is exported shapeless (any batch size) when the traced function gives the same rows for
 a batch of 3 as for 3 batches of 1; otherwise the file is re-exported for the example batch only.
@@ -242,81 +243,113 @@ def schema_args(node: fx.Node) -> list[Any]:
     return values
 
 
-# --- weights: what the file stores, and how the graph rebuilds each constant --------------------------------------
+# --- weights: what the file stores, and the graph ops that rebuild each constant in fp32 ---------------------------
 
-def quantized_bytes(rows: int, k: int, g: int, bits: int) -> int:
-    """Packed codes plus one fp16 scale and one fp16 bias per group, rows padded to whole groups."""
-    groups = -(-k // g)
-    return rows * groups * (g * bits // 8 + 4)
+MIN_SAVING_BYTES = 512  # a weight is quantized only if that saves more than the graph nodes that cut it out cost
 
 
-def group_size(rows: int, k: int, bits: int, block: int) -> int:
+def quantized_bytes(w: np.ndarray, g: int, bits: int) -> int:
+    """Packed codes plus one fp16 scale and one fp16 bias per group; each row padded to whole groups."""
+    rows, k = w.shape[0], w.size // w.shape[0]
+    return rows * -(-k // g) * (g * bits // 8 + 4)
+
+
+def worth_quantizing(w: np.ndarray, g: int, bits: int) -> bool:
+    return w.size * 4 - quantized_bytes(w, g, bits) > MIN_SAVING_BYTES
+
+
+def group_size(weights: list[np.ndarray], bits: int, block: int) -> int:
     """spec.block when MLX takes it; block 0 (per channel, which MLX cannot do): the group size that stores
-    the row in the fewest bytes."""
+    the model's weights in the fewest bytes."""
     if block:
         if block not in GROUP_SIZES:
             raise ConversionError(f"MLX quantizes groups of {'/'.join(map(str, GROUP_SIZES))} values, not block={block}",
                                   "use block=32, 64 or 128")
         return block
-    return min(GROUP_SIZES, key=lambda g: (quantized_bytes(rows, k, g, bits), -g))
+
+    def total(g: int) -> int:
+        return sum(quantized_bytes(w, g, bits) if worth_quantizing(w, g, bits) else w.size * 4 for w in weights)
+    return min(GROUP_SIZES, key=lambda g: (total(g), -g))
+
+
+@dataclass
+class QuantizedBlock:
+    """Every quantized weight in one `mx.quantize`d matrix with one group per row, so the graph holds a single
+    `mx.dequantize`: on the CPU it expands into 30-50 primitives, which per layer would outweigh the saving.
+    Each weight is cut out again by rows (`take`, as Slice cannot re-infer its shape in a shapeless export)."""
+    q: mx.array
+    scales: mx.array
+    biases: mx.array
+    group: int
+    bits: int
+    layout: list[tuple[str, int, int, int, tuple[int, ...]]]  # name, first row, rows, row length k, shape
+
+    @classmethod
+    def build(cls, weights: dict[str, np.ndarray], group: int, bits: int) -> "QuantizedBlock":
+        parts, layout, row = [], [], 0
+        for name, w in weights.items():
+            flat = w.reshape(w.shape[0], -1)   # a row per output channel, groups along the input dims
+            k = flat.shape[1]
+            part = np.pad(flat, ((0, 0), (0, (-k) % group)), mode="edge").reshape(-1, group)
+            layout.append((name, row, len(part), k, w.shape))
+            parts.append(part)
+            row += len(part)
+        q, scales, biases = mx.quantize(mx.array(np.concatenate(parts).astype(np.float16)), group_size=group, bits=bits)
+        mx.eval(q, scales, biases)
+        return cls(q, scales, biases, group, bits, layout)
+
+    def arrays(self) -> list[mx.array]:
+        return [self.q, self.scales, self.biases]
+
+    def unpack(self) -> dict[str, mx.array]:
+        full = mx.dequantize(self.q, self.scales, self.biases, group_size=self.group, bits=self.bits, dtype=mx.float32)
+        out = {}
+        for name, row, rows, k, shape in self.layout:
+            w = mx.take(full, mx.arange(row, row + rows), axis=0).reshape(shape[0], -1)
+            out[name] = (mx.take(w, mx.arange(k), axis=1) if w.shape[1] != k else w).reshape(shape)
+        return out
 
 
 class WeightStore:
-    """Turns torch constants into stored mx arrays per the spec; `rebuild[name]()` yields the fp32 value."""
+    """The arrays the file stores for the graph's constants, per the spec, and `materialize()`: the graph ops
+    that turn them back into fp32 values, traced once per call."""
 
-    def __init__(self, spec: CompressionSpec) -> None:
+    def __init__(self, tensors: dict[str, np.ndarray], spec: CompressionSpec) -> None:
         self.spec = spec
-        self.stored: list[mx.array] = []
-        self.rebuild: dict[str, Callable[[], mx.array]] = {}
-        self.group_sizes: Counter[int] = Counter()   # quantized tensors per group size
-        self.too_small = 0                            # weights kept fp32: quantized they would not be smaller
+        floats = {n: w for n, w in tensors.items() if np.issubdtype(w.dtype, np.floating)}
+        candidates = {n: w for n, w in floats.items() if spec.method in ("int8", "int4") and w.ndim >= 2}
+        self.group = group_size(list(candidates.values()), spec.bits, spec.block) if candidates else None
+        chosen = {n: w for n, w in candidates.items() if worth_quantizing(w, self.group, spec.bits)}
+        self.kept_fp32 = len(candidates) - len(chosen)
+        self.block = QuantizedBlock.build(chosen, self.group, spec.bits) if chosen else None
+        half = spec.method == "fp16"
+        self.plain = {n: mx.array(w.astype(np.float16 if half else np.float32) if n in floats else w)
+                      for n, w in tensors.items() if n not in chosen}
 
-    def add(self, name: str, tensor: torch.Tensor, cl: bool) -> None:
-        w = tensor.detach().cpu().numpy()
-        w = np.ascontiguousarray(w.transpose(TO_CL)) if cl else w
-        floating = np.issubdtype(w.dtype, np.floating)
-        if floating and self.spec.method in ("int8", "int4") and w.ndim >= 2:
-            if (rebuild := self._quantized(w)) is not None:
-                self.rebuild[name] = rebuild
-                return
-            self.too_small += 1
-        if floating and self.spec.method == "fp16":
-            self.rebuild[name] = self._keep(mx.array(w.astype(np.float16)), cast=mx.float32)
-        else:
-            self.rebuild[name] = self._keep(mx.array(w.astype(np.float32) if floating else w))
+    def materialize(self) -> dict[str, mx.array]:
+        out = {n: a.astype(mx.float32) if a.dtype == mx.float16 else a for n, a in self.plain.items()}
+        return {**out, **(self.block.unpack() if self.block else {})}
 
-    def _keep(self, a: mx.array, cast: mx.Dtype | None = None) -> Callable[[], mx.array]:
-        self.stored.append(a)
-        return (lambda: a.astype(cast)) if cast is not None else (lambda: a)
-
-    def _quantized(self, w: np.ndarray) -> Callable[[], mx.array] | None:
-        """Rows = output channels, each quantized in groups of g values along the row (padded with its last
-        value to whole groups), in fp16. None when that would not store fewer bytes than fp32."""
-        bits, shape = self.spec.bits, w.shape
-        flat = w.reshape(shape[0], -1)
-        k = flat.shape[1]
-        g = group_size(shape[0], k, bits, self.spec.block)
-        if quantized_bytes(shape[0], k, g, bits) >= flat.size * 4:
-            return None
-        pad = (-k) % g
-        q, scales, biases = mx.quantize(mx.array(np.pad(flat, ((0, 0), (0, pad)), mode="edge").astype(np.float16)),
-                                        group_size=g, bits=bits)
-        mx.eval(q, scales, biases)
-        self.stored += [q, scales, biases]
-        self.group_sizes[g] += 1
-
-        def rebuild() -> mx.array:
-            w = mx.dequantize(q, scales, biases, group_size=g, bits=bits, dtype=mx.float32)
-            # take, not a slice: Slice cannot re-infer its shape in a shapeless export
-            return (mx.take(w, mx.arange(k), axis=1) if pad else w).reshape(shape)
-        return rebuild
+    @property
+    def stored(self) -> list[mx.array]:
+        return list(self.plain.values()) + (self.block.arrays() if self.block else [])
 
     @property
     def nbytes(self) -> int:
         return sum(a.nbytes for a in self.stored)
 
+    @property
+    def quantized(self) -> int:
+        return len(self.block.layout) if self.block else 0
+
 
 # --- the translated program ---------------------------------------------------------------------------------------
+
+def stored_layout(tensor: torch.Tensor, channels_last: bool) -> np.ndarray:
+    """Conv kernels are stored channels-last (O, kH, kW, I), as mx.conv2d takes them."""
+    w = tensor.detach().cpu().numpy()
+    return np.ascontiguousarray(w.transpose(TO_CL)) if channels_last else w
+
 
 class Program:
     """The torch.export graph as an MLX function: `program(*inputs) -> tuple of outputs`, torch layout both ends."""
@@ -330,11 +363,11 @@ class Program:
         missing = sorted(k for k in self.op_counts if k not in OPS)
         if missing:
             raise unsupported(f"op{'s' if len(missing) > 1 else ''} {', '.join(missing)}")
-        self.weights = WeightStore(spec)
-        conv_weights = {n.args[1] for n in self.graph.nodes if n.op == "call_function" and op_key(n) in CONV_OPS}
-        self.cl_constants = {n.name for n in conv_weights if isinstance(n, fx.Node) and n.op == "placeholder"}
-        for name, tensor in self._constants(ep).items():
-            self.weights.add(name, tensor, cl=name in self.cl_constants and tensor.ndim == 4)
+        constants = self._constants(ep)
+        conv_weights = {n.args[1].name for n in self.graph.nodes
+                        if n.op == "call_function" and op_key(n) in CONV_OPS and isinstance(n.args[1], fx.Node)}
+        self.cl_constants = {n for n in conv_weights if n in constants and constants[n].ndim == 4}
+        self.weights = WeightStore({n: stored_layout(t, n in self.cl_constants) for n, t in constants.items()}, spec)
 
     def _constants(self, ep: torch.export.ExportedProgram) -> dict[str, torch.Tensor]:
         """Parameters, buffers and lifted constants the graph reads, by placeholder name."""
@@ -345,19 +378,18 @@ class Program:
 
     def __call__(self, *inputs: mx.array) -> tuple[mx.array, ...]:
         feeds = dict(zip(self.user_inputs, inputs))
+        constants = self.weights.materialize()
         env: dict[fx.Node, Any] = {}
         for node in self.graph.nodes:
             if node.op == "placeholder" and node.users:
-                env[node] = V(feeds[node.name]) if node.name in feeds else self._constant(node.name)
+                env[node] = V(feeds[node.name]) if node.name in feeds else \
+                    V(constants[node.name], cl=node.name in self.cl_constants)
             elif node.op == "call_function":
                 args = fx.node.map_arg(schema_args(node), lambda n: env[n])
                 env[node] = OPS[op_key(node)](*args)
             elif node.op == "output":
                 return tuple(torch_layout(env[n]) for n in node.args[0] if n.name in self.user_outputs)
         raise ConversionError("the exported graph has no output", "re-export the model")
-
-    def _constant(self, name: str) -> V:
-        return V(self.weights.rebuild[name](), cl=name in self.cl_constants)
 
 
 def torch_graph(model: nn.Module, inputs: tuple[torch.Tensor, ...]) -> torch.export.ExportedProgram:
@@ -414,6 +446,7 @@ def export(model: nn.Module, inputs: tuple[torch.Tensor, ...], out_dir: Path, sp
     w = program.weights
     info: dict[str, Any] = {
         "weight_bytes": w.nbytes,
+        "graph_bytes": path.stat().st_size - w.nbytes,   # the rest of the file: ops, shapes, names
         "dynamic_batch": dynamic,
         "batch": None if dynamic else int(inputs[0].shape[0]),
         "translated_ops": dict(sorted(program.op_counts.items())),
@@ -431,10 +464,10 @@ def export(model: nn.Module, inputs: tuple[torch.Tensor, ...], out_dir: Path, sp
 
 def _compression_details(spec: CompressionSpec, w: WeightStore) -> dict[str, Any]:
     if spec.method in ("int8", "int4"):
-        return {"quantization": "mx.quantize affine (per group min/max), fp16 scales and biases; "
+        return {"quantization": "mx.quantize affine (min/max per group) in fp16, fp16 scales and biases; one shared "
                                 "mx.dequantize in the graph; other arrays fp32",
-                "bits": spec.bits, "group_sizes": {str(g): n for g, n in sorted(w.group_sizes.items())},
-                "quantized_tensors": sum(w.group_sizes.values()), "kept_fp32_not_smaller": w.too_small}
+                "bits": spec.bits, "group_size": w.group, "quantized_tensors": w.quantized,
+                "kept_fp32_tensors": w.kept_fp32, "min_saving_bytes": MIN_SAVING_BYTES}
     if spec.method == "fp16":
         return {"storage": "every float array stored fp16, cast to fp32 in the graph"}
     if spec.method == "prune":

@@ -62,11 +62,19 @@ def test_compression_is_in_the_file(coreml_artifacts, spec):
     assert v["ok"], v["problems"]
     assert details["weight_threshold"] == 0
     if spec in COMPRESSED_OPS:
-        # every conv/linear weight is stored compressed (weight_threshold=0: none skipped for being small)
-        assert v["ops"].get(COMPRESSED_OPS[spec], 0) == v["weight_layers"] == v["compressed_ops"] > 0
-        assert v["uncompressed_weight_layers"] == []
+        assert v["ops"].get(COMPRESSED_OPS[spec], 0) == v["compressed_ops"] > 0
         assert PAYLOAD[spec] in v["payload_dtypes"]
+    if spec in ("int8", "int4", "palette4"):
+        # every conv/linear weight is stored compressed (weight_threshold=0: none skipped for being small)
+        assert v["compressed_ops"] == v["weight_layers"] and v["uncompressed_weight_layers"] == []
         assert details["converter_warnings"] == []
+    if spec == "prune50":
+        # the file stores the torch-level (global) zeros, no more: a tensor stays dense only under 1/32 zeros
+        assert v["compressed_ops"] + len(v["uncompressed_weight_layers"]) == v["weight_layers"]
+        torch_zeros = art.manifest["sparsity"] * art.manifest["n_weights"]
+        assert 0 < v["stored_zeros"] <= torch_zeros + 0.5
+        if not v["uncompressed_weight_layers"]:
+            assert v["stored_zeros"] == pytest.approx(torch_zeros, abs=0.5)
     if spec == "fp16":
         assert details["compute_precision"] == "FLOAT16" and "cast" in v["ops"]
     if spec == "int4":
