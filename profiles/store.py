@@ -14,11 +14,19 @@ SCHEMA_VERSION = 1
 COLUMNS = ("created", "cache_key", "model", "paper", "format", "compression", "runtime", "threads", "device",
            "status", "size_bytes", "bits_per_weight", "p50_ms", "p90_ms", "peak_rss_bytes", "accuracy",
            "parity_sqnr_db", "parity_ok", "error_class", "error_message")
+
+
+def _column_type(name: str) -> str:
+    if name in ("threads", "size_bytes", "peak_rss_bytes", "parity_ok"):
+        return "INTEGER"
+    return "REAL" if name.endswith(("_ms", "_db", "accuracy", "weight")) else "TEXT"
+
+
 _SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS records (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
-    {", ".join(c + (" REAL" if c.endswith(("_ms", "_db", "accuracy", "weight")) else " TEXT") for c in COLUMNS)},
+    {", ".join(f"{c} {_column_type(c)}" for c in COLUMNS)},
     record TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS records_key ON records (cache_key, status);
