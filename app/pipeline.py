@@ -32,6 +32,7 @@ class RunPlan:
     format_specs: dict[str, tuple[str, ...]] = field(default_factory=lambda: dict(DEFAULT_FORMAT_SPECS))
     threads: int = 2
     overrides: tuple[str, ...] = ()  # --set key=value applied to every recipe
+    scenario: Any = None             # profiles.measure.Scenario; None = its defaults
 
 
 def train_or_reuse(recipe_name: str, ws: Workspace, overrides: list[str], log: Log) -> Path:
@@ -60,17 +61,18 @@ def failure_record(stage: str, model: str, fmt: str, spec: str, err: Exception) 
             "error_class": err.__class__.__name__, "error_message": f"{stage}: {err}"}
 
 
-def profile_or_reuse(artifact, ws: Workspace, store, threads: int, log: Log) -> dict[str, Any]:
+def profile_or_reuse(artifact, store, threads: int, scenario: Any = None) -> dict[str, Any]:
     from profiles.measure import Scenario, measure, request_key
     from profiles.runtimes import DEFAULT_RUNTIME
 
     runtime = DEFAULT_RUNTIME[artifact.manifest["format"]]
-    key = request_key(artifact, runtime, threads, Scenario(), {})
+    scenario = scenario or Scenario()
+    key = request_key(artifact, runtime, threads, scenario, {})
     for status in REUSABLE_STATUSES:
         rows = store.rows("WHERE cache_key=? AND status=?", (key, status))
         if rows:
             return rows[-1]
-    record = measure(artifact, runtime, threads)
+    record = measure(artifact, runtime, threads, scenario)
     rid = store.add(record)
     return store.rows("WHERE id=?", (rid,))[0]
 
@@ -95,7 +97,7 @@ def run(ws: Workspace, plan: RunPlan | None = None, log: Log = print) -> list[di
                     rid = store.add(failure_record("export", model, fmt, spec, e))
                     rows.append(store.rows("WHERE id=?", (rid,))[0])
                     continue
-                row = profile_or_reuse(artifact, ws, store, plan.threads, log)
+                row = profile_or_reuse(artifact, store, plan.threads, plan.scenario)
                 log(f"{row['status']:<7} {model} {fmt} {artifact.manifest['compression_name']}"
                     + _p50(row))
                 rows.append(row)
