@@ -133,11 +133,12 @@ def _convert(ct, model: nn.Module, inputs: tuple[torch.Tensor, ...], precision, 
 
 
 def _weight_consts(mlmodel) -> list[tuple[str, str, tuple[int, ...]]]:
-    """(const name, consumer op type, shape) for every const that is a conv/linear weight in the MIL program."""
+    """(const name, consumer op type, shape) for every const that is a conv/linear weight in the MIL program
+    (other weight layouts, e.g. conv_transpose or matmul, are left to the global config)."""
     out = []
     for fn in mlmodel._mil_program.functions.values():
         for op in fn.operations:
-            if op.op_type not in WEIGHT_OPS:
+            if op.op_type not in ("conv", "linear"):  # weight (out, in, ...): input channels on axis 1
                 continue
             w = op.inputs.get("weight", op.inputs.get("y"))
             if w is not None and w.op is not None and w.op.op_type == "const" and w.rank >= 2:
