@@ -137,6 +137,33 @@ def results(workspace: Optional[Path] = WorkspaceOpt,
         print_table(store.rows(where, params), f"results in {store.path}")
 
 
+@app.command()
+def dashboard(workspace: Optional[Path] = WorkspaceOpt,
+              port: int = typer.Option(8501, "--port"),
+              host: str = typer.Option("127.0.0.1", "--host", help="bind address (loopback unless you mean otherwise)")) -> None:
+    """Open the Streamlit dashboard over the workspace's results store."""
+    from app.dashboard.serve import serve
+    from app.workspace import Workspace
+
+    raise typer.Exit(serve(Workspace.resolve(workspace), host=host, port=port))
+
+
+@app.command()
+def report(workspace: Optional[Path] = WorkspaceOpt,
+           device: Optional[str] = typer.Option(None, "--device", help="device profile name for predictions (default: host)"),
+           out: Optional[List[Path]] = typer.Option(None, "--out", "-o", help="FILE.html and/or FILE.md (default: both in WORKSPACE/reports)")) -> None:
+    """Write a self-contained device report (HTML with embedded plotly, and/or Markdown)."""
+    from app.workspace import Workspace
+    from profiles.report import write_report
+
+    try:
+        paths = write_report(Workspace.resolve(workspace), device=device, outs=list(out or []))
+    except EdgeZooError as e:
+        _fail(e)
+    for p in paths:
+        typer.echo(str(p))
+
+
 @app.command("models")
 def list_models() -> None:
     """Registered architectures and their paper cards."""
