@@ -8,6 +8,9 @@ export EDGEZOO_WORKSPACE ?= $(CURDIR)/edgezoo-workspace
 .PHONY: setup run test test-slow test-macos bench clean
 
 $(STAMP): pyproject.toml
+	@# Debian's chromium drives the dashboard's browser test (Playwright never downloads a browser here)
+	@if ! command -v chromium >/dev/null && command -v apt-get >/dev/null; then \
+		apt-get update -qq && apt-get install -y -qq chromium >/dev/null; fi
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[test]'
