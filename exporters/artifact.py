@@ -29,6 +29,7 @@ from models import checkpoint
 from models.checkpoint import file_sha256
 from models.errors import ArtifactError, ConversionError
 from models.registry import example_inputs, exportable
+from profiles.roofline import model_cost
 from trainers.data import load_dataset
 
 MANIFEST = "manifest.json"
@@ -105,7 +106,8 @@ def _exporter(fmt: str):
 
 @torch.no_grad()
 def write_eval_data(model: nn.Module, card: dict[str, Any], out_dir: Path) -> None:
-    """Held-out test split + fp32 torch reference outputs, for accuracy and parity in the profiler."""
+    """Held-out test split + the outputs of the torch model handed to the exporter (fp32, after torch-level
+    compression such as pruning): parity then measures what the format did, accuracy what compression did."""
     data = load_dataset(card.get("dataset", "digits"))
     ref = model(torch.from_numpy(data.test.x)).numpy()
     np.savez_compressed(out_dir / EVAL_DATA, x=data.test.x, y=data.test.y, reference=ref)
@@ -144,9 +146,11 @@ def export_checkpoint(ckpt_dir: Path, fmt: str, spec_text: str = "none", out_dir
     train_split = load_dataset(card.get("dataset", "digits")).train if spec.method == "prune" else None
     compressed = compress_(exportable(checkpoint.load(ckpt_dir)[0]), spec, train_split)
     inputs = example_inputs(compressed, 1)
+    cost = model_cost(compressed, inputs)  # FLOPs + fp32 activation bytes at batch 1, before any exporter casts
     tmp = out_dir.with_name(out_dir.name + ".partial")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
+    write_eval_data(compressed, card, tmp)  # before export: some exporters cast the model in place
     t0 = time.perf_counter()
     try:
         info = exporter.export(compressed, inputs, tmp, spec)
@@ -158,7 +162,6 @@ def export_checkpoint(ckpt_dir: Path, fmt: str, spec_text: str = "none", out_dir
         raise ConversionError(f"{fmt} conversion of {card['model']} failed: {conversion_summary(e)}",
                               "try another format or compression, or replace the unsupported op in the model") from None
     export_seconds = time.perf_counter() - t0
-    write_eval_data(reference, card, tmp)
     model_file = tmp / MODEL_FILES[fmt]
     manifest = {
         **cache_key,
@@ -174,6 +177,7 @@ def export_checkpoint(ckpt_dir: Path, fmt: str, spec_text: str = "none", out_dir
         "weight_bytes": info["weight_bytes"],
         "bits_per_weight": 8.0 * info["weight_bytes"] / n_weights,
         "sparsity": weight_sparsity(compressed),
+        "cost": cost,
         "export_seconds": export_seconds,
         "export_details": {k: v for k, v in info.items() if k not in ("weight_bytes",)},
         "tool_versions": tool_versions(),

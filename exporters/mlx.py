@@ -263,8 +263,8 @@ def group_size(weights: list[np.ndarray], bits: int, block: int) -> int:
     the model's weights in the fewest bytes."""
     if block:
         if block not in GROUP_SIZES:
-            raise ConversionError(f"MLX quantizes groups of {'/'.join(map(str, GROUP_SIZES))} values, not block={block}",
-                                  "use block=32, 64 or 128")
+            sizes = "/".join(map(str, GROUP_SIZES))
+            raise ConversionError(f"MLX quantizes groups of {sizes} values, not block={block}", "use block=32, 64 or 128")
         return block
 
     def total(g: int) -> int:
@@ -321,6 +321,7 @@ class WeightStore:
         self.group = group_size(list(candidates.values()), spec.bits, spec.block) if candidates else None
         chosen = {n: w for n, w in candidates.items() if worth_quantizing(w, self.group, spec.bits)}
         self.kept_fp32 = len(candidates) - len(chosen)
+        self.group = self.group if chosen else None
         self.block = QuantizedBlock.build(chosen, self.group, spec.bits) if chosen else None
         half = spec.method == "fp16"
         self.plain = {n: mx.array(w.astype(np.float16 if half else np.float32) if n in floats else w)
@@ -416,7 +417,8 @@ def _batch_consistent(path: Path, example: list[mx.array]) -> bool:
                for j, b in enumerate(batched))
 
 
-def _save(path: Path, program: Program, example: list[mx.array], inputs, spec) -> tuple[bool, str | None]:
+def _save(path: Path, program: Program, example: list[mx.array], inputs: tuple[torch.Tensor, ...],
+          spec: CompressionSpec) -> tuple[bool, str | None]:
     """Export shapeless (any batch) when that traces and checks out, else for the example's batch size."""
     def fn(*xs: mx.array) -> tuple[mx.array, ...]:
         return program(*xs)

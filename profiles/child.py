@@ -62,7 +62,7 @@ def _evaluate(rt, folder: Path) -> dict[str, Any] | None:
     logits = np.concatenate([np.asarray(o, dtype=np.float32).reshape(-1, data["reference"].shape[-1]) for o in outs])
     acc = float((logits.argmax(-1) == data["y"]).mean())
     return {"accuracy": {"metric": "top1", "value": acc, "dataset": "test split", "n": int(len(data["y"]))},
-            "parity": {"reference": "torch fp32", **numeric_parity(logits, data["reference"])}}
+            "parity": {"reference": "torch fp32 (after torch-level compression)", **numeric_parity(logits, data["reference"])}}
 
 
 def measure_in_child(req: dict[str, Any]) -> dict[str, Any]:

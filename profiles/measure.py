@@ -49,6 +49,7 @@ def _base_record(artifact: Artifact, runtime: str, threads: int, scenario: Scena
         "artifact": {"path": str(artifact.path), "format": m.get("format"), "compression": m.get("compression_name"),
                      "compression_config": m.get("compression"), "size_bytes": m.get("size_bytes"),
                      "bits_per_weight": m.get("bits_per_weight"), "sparsity": m.get("sparsity"),
+                     "weight_bytes": m.get("weight_bytes"), "cost": m.get("cost"),
                      "sha256": m.get("sha256"), "foreign": bool(m.get("foreign")),
                      "verification": m.get("verification")},
         "runtime": runtime, "threads": threads, "scenario": dataclasses.asdict(scenario),

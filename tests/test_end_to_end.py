@@ -14,9 +14,9 @@ from profiles.measure import Scenario
 
 
 def test_pipeline_all_formats_then_reuse(tmp_path) -> None:
-    recipe = tmp_path / "tiny_convmixer.yaml"
-    args = dataclasses.asdict(models.get("convmixer").args_cls.tiny())
-    recipe.write_text(yaml.safe_dump({"model": "convmixer", "model_args": args, "epochs": 2, "batch_size": 128, "lr": 0.01}))
+    recipe = tmp_path / "tiny_resnet.yaml"
+    args = dataclasses.asdict(models.get("resnet").args_cls.tiny())
+    recipe.write_text(yaml.safe_dump({"model": "resnet", "model_args": args, "epochs": 2, "batch_size": 128, "lr": 0.01}))
     plan = RunPlan(recipes=(str(recipe),), format_specs={"torch": ("none",), "onnx": ("none", "int8"),
                                                          "mlx": ("none", "int4"), "coreml": ("none", "palette4")},
                    scenario=Scenario(warmup=2, min_iters=70, min_seconds=0.05))
