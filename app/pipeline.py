@@ -90,6 +90,7 @@ def run(ws: Workspace, plan: RunPlan | None = None, log: Log = print) -> list[di
         model = json.loads((ckpt / "card.json").read_text())["model"]
         for fmt, specs in plan.format_specs.items():
             for spec in specs:
+                t_export = time.perf_counter()
                 try:
                     artifact = export_checkpoint(ckpt, fmt, spec, workspace=ws.root)
                 except EdgeZooError as e:
@@ -97,9 +98,10 @@ def run(ws: Workspace, plan: RunPlan | None = None, log: Log = print) -> list[di
                     rid = store.add(failure_record("export", model, fmt, spec, e))
                     rows.append(store.rows("WHERE id=?", (rid,))[0])
                     continue
+                t_profile = time.perf_counter()
                 row = profile_or_reuse(artifact, store, plan.threads, plan.scenario)
-                log(f"{row['status']:<7} {model} {fmt} {artifact.manifest['compression_name']}"
-                    + _p50(row))
+                log(f"{row['status']:<7} {model} {fmt} {artifact.manifest['compression_name']}{_p50(row)}"
+                    f"  (export {t_profile - t_export:.1f} s, profile {time.perf_counter() - t_profile:.1f} s)")
                 rows.append(row)
     log(f"done in {time.perf_counter() - t0:.1f} s; store: {ws.store_path}")
     store.close()

@@ -29,7 +29,7 @@ from models import checkpoint
 from models.checkpoint import file_sha256
 from models.errors import ArtifactError, ConversionError
 from models.registry import example_inputs, exportable
-from profiles.roofline import model_cost
+from profiles.roofline import try_model_cost
 from trainers.data import load_dataset
 
 MANIFEST = "manifest.json"
@@ -113,6 +113,23 @@ def write_eval_data(model: nn.Module, card: dict[str, Any], out_dir: Path) -> No
     np.savez_compressed(out_dir / EVAL_DATA, x=data.test.x, y=data.test.y, reference=ref)
 
 
+_COMPRESSED: dict[tuple[str, str], dict[str, torch.Tensor]] = {}
+
+
+def compressed_model(ckpt_dir: Path, ckpt_hash: str, card: dict[str, Any], spec: CompressionSpec) -> nn.Module:
+    """The checkpoint after torch-level compression. Pruning fine-tunes, so its result is kept per process
+    and shared by every format exported from the same checkpoint and spec."""
+    model = exportable(checkpoint.load(ckpt_dir)[0])
+    if spec.method != "prune":
+        return compress_(model, spec)
+    key = (ckpt_hash, json.dumps(spec.to_dict(), sort_keys=True))
+    if key not in _COMPRESSED:
+        compress_(model, spec, load_dataset(card.get("dataset", "digits")).train)
+        _COMPRESSED[key] = {k: v.clone() for k, v in model.state_dict().items()}
+    model.load_state_dict(_COMPRESSED[key])
+    return model.eval()
+
+
 def conversion_summary(err: Exception) -> str:
     """One line from a converter's (often multi-page) error: the aten op it choked on, if it says."""
     text = re.sub(r"\x1b\[[0-9;]*m", "", str(err))
@@ -143,10 +160,9 @@ def export_checkpoint(ckpt_dir: Path, fmt: str, spec_text: str = "none", out_dir
 
     reference = exportable(model)
     n_weights = weight_count(reference)
-    train_split = load_dataset(card.get("dataset", "digits")).train if spec.method == "prune" else None
-    compressed = compress_(exportable(checkpoint.load(ckpt_dir)[0]), spec, train_split)
+    compressed = compressed_model(ckpt_dir, ckpt_hash, card, spec)
     inputs = example_inputs(compressed, 1)
-    cost = model_cost(compressed, inputs)  # FLOPs + fp32 activation bytes at batch 1, before any exporter casts
+    cost = try_model_cost(compressed, inputs)  # FLOPs + fp32 activation bytes at batch 1, before any exporter casts
     tmp = out_dir.with_name(out_dir.name + ".partial")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)

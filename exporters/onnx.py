@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import io
 import logging
 import warnings
@@ -27,7 +28,27 @@ OPSET = 21
 MODEL_FILE = "model.onnx"
 
 
+_BASE_GRAPHS: dict[str, bytes] = {}  # fp32 graph per (weights, input shapes): fp16/int8/int4 start from it
+
+
+def _graph_key(model: nn.Module, inputs: tuple[torch.Tensor, ...]) -> str:
+    h = hashlib.sha256(type(model).__name__.encode())
+    for name, t in model.state_dict().items():
+        h.update(name.encode())
+        h.update(t.detach().contiguous().numpy().tobytes())
+    h.update(repr([tuple(x.shape) for x in inputs]).encode())
+    return h.hexdigest()
+
+
 def _torch_export(model: nn.Module, inputs: tuple[torch.Tensor, ...], path: Path) -> None:
+    key = _graph_key(model, inputs)
+    if key not in _BASE_GRAPHS:
+        _export_uncached(model, inputs, path)
+        _BASE_GRAPHS[key] = path.read_bytes()
+    path.write_bytes(_BASE_GRAPHS[key])
+
+
+def _export_uncached(model: nn.Module, inputs: tuple[torch.Tensor, ...], path: Path) -> None:
     logging.getLogger("torch.onnx").setLevel(logging.ERROR)  # e.g. "torchvision is not installed" on every export
     batch = torch.export.Dim("batch", min=1, max=4096)
     with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():  # progress lines, deprecations

@@ -27,7 +27,7 @@ class Scenario:
     batch: int = 1
     warmup: int = 20
     min_iters: int = 200
-    min_seconds: float = 1.0
+    min_seconds: float = 0.5
     max_seconds: float = 20.0
     max_iters: int = 20_000
 
