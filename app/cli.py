@@ -164,6 +164,28 @@ def report(workspace: Optional[Path] = WorkspaceOpt,
         typer.echo(str(p))
 
 
+@app.command()
+def reproduce(paper: str = typer.Argument(..., help="paper key, e.g. lcs, subspaces, spin, seedlm, openelm"),
+              quick: bool = typer.Option(False, "--quick", help="smaller, faster variant (used by tests)"),
+              seeds: Optional[str] = typer.Option(None, "--seeds", help="comma-separated seeds (default: the card's)"),
+              workspace: Optional[Path] = WorkspaceOpt,
+              as_json: bool = typer.Option(False, "--json")) -> None:
+    """Run a paper's small-scale claim; print it beside the paper's numbers and store the verdict."""
+    from app.claims_view import print_claim
+    from app.workspace import Workspace
+    from trainers.claims import reproduce as run_claim
+
+    try:
+        store = Workspace.resolve(workspace).store()
+        result = run_claim(paper, quick=quick, seeds=[int(s) for s in seeds.split(",")] if seeds else None)
+    except EdgeZooError as e:
+        _fail(e)
+    store.add_claim(result.to_dict())
+    typer.echo(json.dumps(result.to_dict(), indent=2, default=str) if as_json else "")
+    if not as_json:
+        print_claim(result)
+
+
 @app.command("models")
 def list_models() -> None:
     """Registered architectures and their paper cards."""

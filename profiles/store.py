@@ -4,6 +4,7 @@ Each row keeps the full record as JSON plus the columns that tables and filters 
 from __future__ import annotations
 
 import json
+import time
 import sqlite3
 from pathlib import Path
 from typing import Any, Iterator
@@ -28,6 +29,11 @@ CREATE TABLE IF NOT EXISTS records (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     {", ".join(f"{c} {_column_type(c)}" for c in COLUMNS)},
     record TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS claims (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    created TEXT, paper TEXT, verdict TEXT, quick INTEGER, seconds REAL,
+    result TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS records_key ON records (cache_key, status);
 CREATE INDEX IF NOT EXISTS records_model ON records (model, format, compression);
@@ -98,6 +104,19 @@ class Store:
     def records(self, where: str = "", params: tuple = ()) -> Iterator[dict[str, Any]]:
         for rid, blob in self.conn.execute(f"SELECT id, record FROM records {where} ORDER BY id", params):
             yield {**json.loads(blob), "id": rid}
+
+    def add_claim(self, result: dict[str, Any]) -> int:
+        with self.conn:
+            cur = self.conn.execute(
+                "INSERT INTO claims (created, paper, verdict, quick, seconds, result) VALUES (?, ?, ?, ?, ?, ?)",
+                (time.strftime("%Y-%m-%dT%H:%M:%S%z"), result["paper"], result["verdict"], int(result.get("quick", False)),
+                 result.get("seconds"), json.dumps(result, default=str)))
+        return int(cur.lastrowid)
+
+    def claims(self, paper: str | None = None) -> list[dict[str, Any]]:
+        where, params = ("WHERE paper=?", (paper,)) if paper else ("", ())
+        rows = self.conn.execute(f"SELECT id, created, result FROM claims {where} ORDER BY id", params).fetchall()
+        return [{**json.loads(r[2]), "id": r[0], "created": r[1]} for r in rows]
 
     def count(self) -> int:
         return int(self.conn.execute("SELECT COUNT(*) FROM records").fetchone()[0])

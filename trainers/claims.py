@@ -1,0 +1,65 @@
+"""Paper claims: each paper folder's `claim.py` runs its small-scale experiment and returns a ClaimResult;
+`edgezoo reproduce PAPER` prints it beside the paper's numbers and stores the verdict."""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import math
+import statistics
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from models.errors import EdgeZooError
+
+# paper key -> "module:function(quick: bool, seeds: list[int]) -> ClaimResult"
+REPRODUCERS: dict[str, str] = {}
+
+
+@dataclass
+class ClaimResult:
+    paper: str
+    claim: str
+    paper_numbers: dict[str, Any]            # what the paper reports, shown beside ours, never "reproduced"
+    measured: dict[str, dict[str, Any]]      # arm -> seed_summary(...)
+    verdict: str                             # pass | fail | inconclusive
+    reason: str                              # the comparison that decided the verdict, with numbers
+    quick: bool = False
+    seeds: list[int] = field(default_factory=list)
+    seconds: float = 0.0
+    device: str = "cpu"
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def seed_summary(values: list[float]) -> dict[str, Any]:
+    return {"per_seed": list(values), "mean": statistics.fmean(values),
+            "std": statistics.stdev(values) if len(values) > 1 else 0.0}
+
+
+def compare(a: dict[str, Any], b: dict[str, Any], higher_is_better: bool = True,
+            allow_inconclusive: bool = True, margin: float = 0.0) -> str:
+    """Verdict of "arm a beats arm b by at least `margin`" on the mean; 'inconclusive' when the card allows it
+    and the difference is below the pooled std."""
+    diff = (a["mean"] - b["mean"]) if higher_is_better else (b["mean"] - a["mean"])
+    pooled = math.sqrt((a["std"] ** 2 + b["std"] ** 2) / 2)
+    if allow_inconclusive and abs(diff - margin) < pooled:
+        return "inconclusive"
+    return "pass" if diff >= margin else "fail"
+
+
+def resolve(paper: str) -> Callable[..., ClaimResult]:
+    if paper not in REPRODUCERS:
+        raise EdgeZooError(f"no claim check for paper {paper!r}",
+                           f"available: {', '.join(sorted(REPRODUCERS)) or 'none yet'}")
+    module, _, fn = REPRODUCERS[paper].partition(":")
+    return getattr(importlib.import_module(module), fn)
+
+
+def reproduce(paper: str, quick: bool = False, seeds: list[int] | None = None) -> ClaimResult:
+    t0 = time.perf_counter()
+    result = resolve(paper)(quick=quick, seeds=seeds)
+    result.seconds = time.perf_counter() - t0
+    return result
