@@ -27,9 +27,6 @@ from torch import nn
 
 from profiles.catalog import Device
 
-LABEL = "predicted"  # every predicted number is shown under this word
-
-
 @torch.no_grad()
 def model_cost(model: nn.Module, inputs: tuple[torch.Tensor, ...]) -> dict[str, int]:
     """{"flops", "activation_bytes"} of one forward pass of `model` on `inputs` (fp32 activations)."""
@@ -42,7 +39,7 @@ def model_cost(model: nn.Module, inputs: tuple[torch.Tensor, ...]) -> dict[str, 
             if isinstance(t, torch.Tensor):
                 outputs.append(t.numel() * 4)
 
-    leaves = [m for m in model.modules() if not any(True for _ in m.children())]
+    leaves = [m for m in model.modules() if next(m.children(), None) is None]
     handles = [m.register_forward_hook(hook) for m in leaves]
     try:
         with FlopCounterMode(display=False) as counter:
@@ -52,6 +49,14 @@ def model_cost(model: nn.Module, inputs: tuple[torch.Tensor, ...]) -> dict[str, 
             h.remove()
     input_bytes = sum(t.numel() * 4 for t in inputs)
     return {"flops": int(counter.get_total_flops()), "activation_bytes": int(input_bytes + sum(outputs))}
+
+
+def try_model_cost(model: nn.Module, inputs: tuple[torch.Tensor, ...]) -> dict[str, Any]:
+    """model_cost, or {"error": ...}: an estimate must never break an export."""
+    try:
+        return model_cost(model, inputs)
+    except Exception as e:  # any op FlopCounterMode or a hook cannot handle
+        return {"error": f"{e.__class__.__name__}: {str(e)[:200]}"}
 
 
 def compute_precision(fmt: str | None, compression: str | None) -> str:
@@ -69,7 +74,8 @@ def _peak(device: Device, precision: str) -> tuple[float, str, str]:
         return float(device.peak[precision]), precision, ""
     if precision != "fp32" and device.peak.get("fp32"):
         return float(device.peak["fp32"]), "fp32", f"no {precision} peak for {device.name}: fp32 peak used"
-    raise ValueError(f"{device.name} has no {precision} peak" + ("" if precision == "fp32" else " nor fp32 peak"))
+    raise ValueError(f"{device.name} has no {precision} peak" + ("" if precision == "fp32" else " nor fp32 peak")
+                     + f" (this artifact computes in {precision})")
 
 
 def predict(cost: dict[str, int], weight_bytes: int, device: Device, precision: str = "fp32",
@@ -96,6 +102,8 @@ def _record_inputs(rec: dict[str, Any]) -> tuple[dict[str, int], int, int]:
     cost = art.get("cost")
     if not cost:
         raise ValueError("no cost in the artifact manifest (exported before costs were recorded: re-export with --force)")
+    if "flops" not in cost:
+        raise ValueError(f"cost could not be counted at export: {cost.get('error')}")
     weight_bytes = art.get("weight_bytes") or art.get("size_bytes")
     if not weight_bytes:
         raise ValueError("no weight size in the record")
