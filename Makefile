@@ -8,9 +8,11 @@ export EDGEZOO_WORKSPACE ?= $(CURDIR)/edgezoo-workspace
 .PHONY: setup run test test-slow test-macos bench clean
 
 $(STAMP): pyproject.toml
-	@# Debian's chromium drives the dashboard's browser test (Playwright never downloads a browser here)
-	@if ! command -v chromium >/dev/null && command -v apt-get >/dev/null; then \
-		apt-get update -qq && apt-get install -y -qq chromium >/dev/null; fi
+	@# Debian's chromium drives the dashboard's browser test (Playwright never downloads a browser here);
+	@# Debian's OpenBLAS is preloaded into MLX's measuring children (its bundled CPU BLAS is slow)
+	@if command -v apt-get >/dev/null && { ! command -v chromium >/dev/null || \
+		[ ! -e /usr/lib/x86_64-linux-gnu/libopenblas.so.0 ]; }; then \
+		apt-get update -qq && apt-get install -y -qq chromium libopenblas0-pthread >/dev/null; fi
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[test]'

@@ -17,7 +17,7 @@ from typing import Any
 
 from exporters.artifact import Artifact, git_commit, load_artifact
 from profiles.device import environment, fingerprint
-from profiles.runtimes import DEFAULT_RUNTIME
+from profiles.runtimes import DEFAULT_RUNTIME, child_env
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -36,7 +36,7 @@ def request_key(artifact: Artifact, runtime: str, threads: int, scenario: Scenar
     """What makes a measurement reusable: same bytes, runtime, threads, scenario, options and device."""
     blob = json.dumps({"sha": artifact.manifest.get("sha256"), "runtime": runtime, "threads": threads,
                        "scenario": dataclasses.asdict(scenario), "options": options,
-                       "device": fingerprint()["id"]}, sort_keys=True)
+                       "device": fingerprint()["id"], "env": child_env(runtime)}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:24]
 
 
@@ -62,7 +62,7 @@ def _run_child(request: dict[str, Any], timeout: float) -> dict[str, Any]:
         req_path, res_path = Path(tmp) / "request.json", Path(tmp) / "result.json"
         req_path.write_text(json.dumps(request))
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(PROJECT_ROOT), os.environ.get("PYTHONPATH")])),
-               "OMP_NUM_THREADS": str(request["threads"])}
+               "OMP_NUM_THREADS": str(request["threads"]), **request["env"]}
         try:
             proc = subprocess.run([sys.executable, "-m", "profiles.child", str(req_path), str(res_path)],
                                   capture_output=True, text=True, timeout=timeout, env=env, cwd=PROJECT_ROOT)
@@ -92,7 +92,9 @@ def measure(artifact_path: Path | Artifact, runtime: str | None = None, threads:
     record = _base_record(artifact, runtime, threads, scenario, key)
     request = {"runtime": runtime, "threads": threads, "scenario": dataclasses.asdict(scenario), "options": options,
                "model_file": str(artifact.model_file), "folder": str(artifact.path),
-               "inputs": artifact.manifest.get("inputs"), "evaluate": not artifact.manifest.get("foreign")}
+               "inputs": artifact.manifest.get("inputs"), "evaluate": not artifact.manifest.get("foreign"),
+               "env": child_env(runtime)}
+    record["child_env"] = request["env"]
     result = _run_child(request, timeout)
     record.update(result)
     parity = record.get("parity")

@@ -18,6 +18,20 @@ RUNTIMES = {
 DEFAULT_RUNTIME = {"onnx": "onnxruntime", "mlx": "mlx", "coreml": "coreml", "torch": "torch"}
 
 
+OPENBLAS = "/usr/lib/x86_64-linux-gnu/libopenblas.so.0"  # Debian's libopenblas0-pthread
+
+
+def child_env(runtime: str) -> dict[str, str]:
+    """Environment a runtime's measuring child needs before it starts. MLX's CPU backend on Linux bundles a
+    slow BLAS; with Debian's OpenBLAS preloaded its matmuls and convolutions run ~1.7x faster here."""
+    import os
+    import sys
+
+    if runtime == "mlx" and sys.platform.startswith("linux") and os.path.exists(OPENBLAS):
+        return {"LD_PRELOAD": OPENBLAS}
+    return {}
+
+
 def resolve(name: str) -> Any:
     """Runtime class for a registered name or a `module:Class` path."""
     target = RUNTIMES.get(name, name)
