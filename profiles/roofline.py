@@ -22,19 +22,18 @@ from __future__ import annotations
 import statistics
 from typing import Any, Iterable
 
-import torch
-from torch import nn
-
 from profiles.catalog import Device
 
-@torch.no_grad()
-def model_cost(model: nn.Module, inputs: tuple[torch.Tensor, ...]) -> dict[str, int]:
+# torch is imported inside model_cost only: the dashboard imports this module and must start without torch.
+
+def model_cost(model: "nn.Module", inputs: tuple["torch.Tensor", ...]) -> dict[str, int]:
     """{"flops", "activation_bytes"} of one forward pass of `model` on `inputs` (fp32 activations)."""
+    import torch
     from torch.utils.flop_counter import FlopCounterMode
 
     outputs: list[int] = []
 
-    def hook(_m: nn.Module, _i: Any, out: Any) -> None:
+    def hook(_m: Any, _i: Any, out: Any) -> None:
         for t in (out if isinstance(out, (tuple, list)) else (out,)):
             if isinstance(t, torch.Tensor):
                 outputs.append(t.numel() * 4)
@@ -42,7 +41,7 @@ def model_cost(model: nn.Module, inputs: tuple[torch.Tensor, ...]) -> dict[str, 
     leaves = [m for m in model.modules() if next(m.children(), None) is None]
     handles = [m.register_forward_hook(hook) for m in leaves]
     try:
-        with FlopCounterMode(display=False) as counter:
+        with torch.no_grad(), FlopCounterMode(display=False) as counter:
             model(*inputs)
     finally:
         for h in handles:
@@ -51,7 +50,7 @@ def model_cost(model: nn.Module, inputs: tuple[torch.Tensor, ...]) -> dict[str, 
     return {"flops": int(counter.get_total_flops()), "activation_bytes": int(input_bytes + sum(outputs))}
 
 
-def try_model_cost(model: nn.Module, inputs: tuple[torch.Tensor, ...]) -> dict[str, Any]:
+def try_model_cost(model: "nn.Module", inputs: tuple["torch.Tensor", ...]) -> dict[str, Any]:
     """model_cost, or {"error": ...}: an estimate must never break an export."""
     try:
         return model_cost(model, inputs)

@@ -1,0 +1,22 @@
+"""EdgeZoo dashboard entry point: `edgezoo dashboard` runs `streamlit run app/dashboard/Home.py`."""
+
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+if str(ROOT) not in sys.path:  # streamlit puts only this folder on sys.path
+    sys.path.insert(0, str(ROOT))
+
+import streamlit as st  # noqa: E402
+
+PAGES = Path(__file__).parent / "views"  # not pages/: that name turns on the older auto-discovered navigation
+st.set_page_config(page_title="EdgeZoo", page_icon="📐", layout="wide")
+nav = st.navigation([
+    st.Page(PAGES / "tradeoffs.py", title="Trade-offs", url_path="tradeoffs", default=True),
+    st.Page(PAGES / "compare.py", title="Compare", url_path="compare"),
+    st.Page(PAGES / "zoo.py", title="Zoo", url_path="zoo"),
+    st.Page(PAGES / "devices.py", title="Devices", url_path="devices"),
+    st.Page(PAGES / "run.py", title="Run", url_path="run"),
+    st.Page(PAGES / "reports.py", title="Reports", url_path="reports"),
+])
+nav.run()

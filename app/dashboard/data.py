@@ -1,0 +1,142 @@
+"""Data access for the pages: flat columns in one SQL query (cached on the db's mtime), full JSON only on demand."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+from typing import Any, Iterable
+
+import pandas as pd
+import streamlit as st
+
+from app.workspace import Workspace
+from profiles.store import COLUMNS
+
+FILTERS = ("paper", "model", "format", "compression", "runtime", "device", "status")
+
+
+def workspace() -> Workspace:
+    """The workspace named by EDGEZOO_WORKSPACE (set by `edgezoo dashboard`), else the default."""
+    return Workspace.resolve()
+
+
+def db_version(path: Path) -> float:
+    """Changes whenever the store does: WAL mode writes to results.db-wal before the main file."""
+    files = [path, path.with_name(path.name + "-wal")]
+    return max((f.stat().st_mtime_ns for f in files if f.exists()), default=0) / 1e9
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    return sqlite3.connect(f"{Path(path).resolve().as_uri()}?mode=ro", uri=True, timeout=30)  # read-only
+
+
+@st.cache_data(show_spinner=False, max_entries=4)
+def load_flat(path: str, version: float) -> pd.DataFrame:
+    """Every record's flat columns (no JSON parsing); `version` is the cache key's mtime part."""
+    with _connect(Path(path)) as conn:
+        return pd.read_sql_query(f"SELECT id, {', '.join(COLUMNS)} FROM records ORDER BY id", conn)
+
+
+def flat(ws: Workspace) -> pd.DataFrame | None:
+    """The store's flat table, or None when no store exists yet."""
+    if not ws.store_path.exists():
+        return None
+    return load_flat(str(ws.store_path), db_version(ws.store_path))
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def load_records(path: str, version: float, ids: tuple[int, ...]) -> list[dict[str, Any]]:
+    """Full records (JSON parsed) for just these ids, in the given order."""
+    if not ids:
+        return []
+    with _connect(Path(path)) as conn:
+        rows = conn.execute(f"SELECT id, record FROM records WHERE id IN ({','.join('?' * len(ids))})", ids).fetchall()
+    by_id = {rid: {**json.loads(blob), "id": rid} for rid, blob in rows}
+    return [by_id[i] for i in ids if i in by_id]
+
+
+def records(ws: Workspace, ids: Iterable[int]) -> list[dict[str, Any]]:
+    return load_records(str(ws.store_path), db_version(ws.store_path), tuple(int(i) for i in ids))
+
+
+def table_exists(ws: Workspace, name: str) -> bool:
+    if not ws.store_path.exists():
+        return False
+    with _connect(ws.store_path) as conn:
+        return conn.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name=?", (name,)).fetchone() is not None
+
+
+def read_table(ws: Workspace, name: str) -> pd.DataFrame:
+    with _connect(ws.store_path) as conn:
+        return pd.read_sql_query(f'SELECT * FROM "{name}"', conn)
+
+
+def apply_filters(df: pd.DataFrame, chosen: dict[str, list[Any]]) -> pd.DataFrame:
+    """Keep rows whose column value is among the chosen ones; an empty choice means no filter."""
+    mask = pd.Series(True, index=df.index)
+    for col, values in chosen.items():
+        if values:
+            mask &= df[col].astype(str).isin([str(v) for v in values])
+    return df[mask]
+
+
+def pareto_front(df: pd.DataFrame, x: str = "p50_ms", y: str = "accuracy") -> pd.DataFrame:
+    """Non-dominated points: lower `x` and higher `y` are better. Sorted by `x`."""
+    pts = df.dropna(subset=[x, y]).sort_values([x, y], ascending=[True, False])
+    keep = pts[y] > pts[y].cummax().shift(fill_value=float("-inf"))
+    return pts[keep]
+
+
+def label(row: pd.Series | dict[str, Any]) -> str:
+    return (f"#{row['id']} {row['model']} · {row['format']}/{row['compression']} · {row['runtime']}"
+            f" · {row['status']}")
+
+
+
+def record_label(rec: dict[str, Any]) -> str:
+    art = rec.get("artifact") or {}
+    return label({**rec, "format": art.get("format"), "compression": art.get("compression")})
+
+
+def for_display(rec: dict[str, Any]) -> dict[str, Any]:
+    """The record with its raw samples replaced by their count (thousands of floats are unreadable)."""
+    lat = dict(rec.get("latency") or {})
+    if "samples_ms" in lat:
+        lat["samples_ms"] = f"{len(lat['samples_ms'])} samples (see Compare)"
+    return {**rec, "latency": lat}
+
+
+def _get(rec: dict[str, Any], path: str) -> Any:
+    cur: Any = rec
+    for part in path.split("."):
+        cur = cur.get(part) if isinstance(cur, dict) else None
+    return cur
+
+
+COMPARE_FIELDS = (
+    "model", "paper", "artifact.format", "artifact.compression", "artifact.size_bytes", "artifact.bits_per_weight",
+    "artifact.sparsity", "runtime", "runtime_version", "threads", "device.name", "status", "error_class",
+    "error_message", "latency.n", "latency.median_ms", "latency.p90_ms", "latency.p99_ms", "latency.mean_ms",
+    "latency.trimmed_mean_ms", "latency.std_ms", "latency.cv", "latency.median_ci95_ms", "latency.min_ms",
+    "latency.max_ms", "load_seconds",
+    "first_call_ms", "memory.peak_rss_bytes", "memory.load_delta_bytes", "memory.peak_label", "accuracy.metric",
+    "accuracy.value", "accuracy.n", "parity.sqnr_db", "parity.max_abs_err", "parity.top1_agreement", "parity.ok",
+    "created",
+)
+
+
+def compare_table(recs: list[dict[str, Any]]) -> pd.DataFrame:
+    """Fields as rows, one column per record (values as text so mixed types display)."""
+    cols = {f"#{r['id']}": [_fmt(_get(r, f)) for f in COMPARE_FIELDS] for r in recs}
+    return pd.DataFrame(cols, index=list(COMPARE_FIELDS))
+
+
+def _fmt(v: Any) -> str:
+    if v is None:
+        return "—"
+    if isinstance(v, float):
+        return f"{v:.5g}"
+    if isinstance(v, list) and all(isinstance(x, float) for x in v):
+        return "[" + ", ".join(f"{x:.5g}" for x in v) + "]"
+    return str(v)

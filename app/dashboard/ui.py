@@ -1,0 +1,81 @@
+"""Widgets shared by the pages: the store guard, the sidebar filters, the failures table and the job list."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+import streamlit as st
+
+from app.dashboard import data as D, jobs
+from app.workspace import Workspace
+
+
+def require_store(ws: Workspace) -> pd.DataFrame:
+    """The flat records table; stops the page with a hint when there is no store or it is empty."""
+    df = D.flat(ws)
+    if df is None or df.empty:
+        st.info(f"No results yet in `{ws.store_path}`. Run `edgezoo run -w {ws.root}` or start a job on the Run page.")
+        st.stop()
+    return df
+
+
+def sidebar_filters(df: pd.DataFrame) -> dict[str, list[Any]]:
+    """One multiselect per filter column (empty = everything); keys are `filter_<column>`."""
+    st.sidebar.header("Filters")
+    chosen = {}
+    for col in D.FILTERS:
+        options = sorted(df[col].dropna().astype(str).unique())
+        chosen[col] = st.sidebar.multiselect(col, options, key=f"filter_{col}", placeholder="all")
+    st.sidebar.caption(f"workspace `{D.workspace().root}`")
+    return chosen
+
+
+def failures(df: pd.DataFrame) -> None:
+    bad = df[df["status"] != "ok"]
+    if bad.empty:
+        return
+    with st.expander(f"{len(bad)} failed / unavailable records", expanded=False):
+        st.dataframe(bad[["id", "model", "format", "compression", "runtime", "status", "error_class", "error_message"]],
+                     hide_index=True, width="stretch")
+
+
+STATUS_ICON = {"running": ":material/progress_activity:", "ok": ":material/check_circle:", "failed": ":material/error:",
+               "killed": ":material/warning:"}  # Streamlit bundles this font: no emoji font needed
+
+
+def job_panel(job: jobs.Job) -> None:
+    """One job: status, progress bar from its tqdm output, its error if it failed, and the log tail."""
+    status = job.status()
+    with st.expander(f"{job.id} — {status}", expanded=status != "ok", icon=STATUS_ICON[status]):
+        st.caption("edgezoo " + " ".join(job.argv))
+        if status == "running":
+            if (frac := job.progress()) is not None:
+                st.progress(frac)
+            if st.button("Cancel", key=f"cancel_{job.id}"):
+                jobs.cancel(job)
+        if err := job.error():
+            st.error(err)
+        st.code("\n".join(job.lines(30)) or "(no output yet)", language="text")
+
+
+def jobs_section(ws: Workspace, only: str | None = None, limit: int = 20) -> None:
+    """The job list, refreshed every 2 s while one runs (then one full rerun stops the refresh)."""
+    def listed() -> list[jobs.Job]:
+        return [j for j in jobs.list_jobs(ws, limit) if only is None or j.argv[:1] == [only]]
+
+    refresh = 2.0 if any(j.status() == "running" for j in listed()) else None
+
+    @st.fragment(run_every=refresh)
+    def body() -> None:
+        current = listed()
+        running = sum(j.status() == "running" for j in current)
+        if refresh and not running:
+            st.rerun()
+        st.subheader(f"Jobs ({running} running)")
+        if not current:
+            st.caption(f"No jobs yet; their logs go to `{ws.root / 'jobs'}`.")
+        for job in current:
+            job_panel(job)
+
+    body()

@@ -1,0 +1,101 @@
+"""A synthetic workspace for dashboard tests: hand-made records in a real Store, and one zoo card."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+from typing import Any
+
+from app.workspace import Workspace  # noqa: F401 - re-exported for tests
+from profiles.device import fingerprint
+from profiles.hostbench import BENCH_VERSION, CACHE_FILE
+from profiles.store import COLUMNS, Store, _flat
+
+MODELS = {"resnet": ("Deep Residual Learning", 0.98, 1.0), "mobilenetv2": ("MobileNetV2", 0.96, 0.6),
+          "convmixer": ("Patches Are All You Need?", 0.97, 1.4)}
+FORMATS = {"torch": "torch", "onnx": "onnxruntime", "coreml": "coreml", "mlx": "mlx"}
+COMPRESSIONS = {"none": (32, 1.0, 0.0), "fp16": (16, 0.7, 0.0), "int8": (8, 0.5, 0.004), "int4-b32": (4.5, 0.45, 0.02),
+                "prune50-ft2": (32, 0.8, 0.01)}
+# measured "here" (this machine's fingerprint id) so predicted-vs-measured has rows to compare
+DEVICE = {"name": "host:Synthetic CPU x2", "id": fingerprint()["id"], "cpu": "Synthetic CPU", "logical_cores": 2}
+
+
+def make_record(i: int, rng: random.Random, n_samples: int = 200) -> dict[str, Any]:
+    model = list(MODELS)[i % 3]
+    fmt = list(FORMATS)[(i // 3) % 4]
+    comp = list(COMPRESSIONS)[(i // 12) % 5]
+    paper, acc, speed = MODELS[model]
+    bits, lat_scale, acc_drop = COMPRESSIONS[comp]
+    art = {"path": f"/synthetic/{model}/{fmt}-{comp}", "format": fmt, "compression": comp,
+           "size_bytes": int(700_000 * speed * bits / 32), "bits_per_weight": bits, "sparsity": 0.0,
+           "cost": {"flops": int(3e7 * speed), "activation_bytes": int(2e5 * speed)}}
+    base = {"created": f"2025-01-01T00:{i // 60 % 60:02d}:{i % 60:02d}", "cache_key": f"k{i}", "model": model,
+            "paper": paper, "paper_arxiv": "0000.00000", "artifact": art, "runtime": FORMATS[fmt], "threads": 2,
+            "device": DEVICE}
+    if fmt == "coreml":  # Core ML cannot predict on Linux: an honest "unavailable" row
+        return {**base, "status": "unavailable", "error_class": "RuntimeUnavailable",
+                "error_message": "Core ML prediction needs macOS"}
+    median = speed * lat_scale * (1 + 0.3 * rng.random()) * (0.8 if fmt == "onnx" else 1.0)
+    samples = [median * (1 + abs(rng.gauss(0, 0.05))) for _ in range(n_samples)]
+    samples.sort()
+    return {**base, "status": "ok", "runtime_version": "1.0", "load_seconds": 0.05, "first_call_ms": 3 * median,
+            "latency": {"samples_ms": samples, "n": n_samples, "median_ms": samples[n_samples // 2],
+                        "p90_ms": samples[int(n_samples * 0.9)], "mean_ms": sum(samples) / n_samples},
+            "memory": {"peak_rss_bytes": int(60e6 * speed + 1e6 * rng.random()), "load_delta_bytes": int(5e6 * speed),
+                       "peak_label": "VmHWM after reset post-load"},
+            "accuracy": {"metric": "top1", "value": acc - acc_drop - 0.01 * rng.random(), "dataset": "test split",
+                         "n": 360},
+            "parity": {"reference": "torch fp32", "sqnr_db": 40.0 - bits_noise(bits), "max_abs_err": 0.01,
+                       "top1_agreement": 0.99, "n": 360, "ok": True}}
+
+
+def bits_noise(bits: float) -> float:
+    return 0.0 if bits >= 32 else 40.0 / bits
+
+
+def bulk_add(store: Store, records: list[dict[str, Any]]) -> None:
+    """Like Store.add for each record, but in one transaction (10,000 commits would dominate a benchmark)."""
+    rows = [(*[_flat(r)[c] for c in COLUMNS], json.dumps(r)) for r in records]
+    with store.conn:
+        store.conn.executemany(f"INSERT INTO records ({', '.join(COLUMNS)}, record) VALUES "
+                               f"({', '.join('?' * (len(COLUMNS) + 1))})", rows)
+
+
+def write_card(ws: Workspace, name: str = "digits_resnet") -> Path:
+    ckpt = ws.zoo / name
+    ckpt.mkdir(parents=True, exist_ok=True)
+    history = [{"epoch": e, "train_loss": 2.0 / (e + 1), "val_loss": 2.2 / (e + 1), "val_accuracy": 0.5 + 0.05 * e}
+               for e in range(8)]
+    card = {"model": "resnet", "args": {"width": 16}, "task": "classify", "dataset": "digits", "history": history,
+            "paper": {"title": "Deep Residual Learning for Image Recognition", "arxiv": "1512.03385",
+                      "code": "https://github.com/KaimingHe/deep-residual-networks"},
+            "metrics": {"best_epoch": 7, "val_accuracy": 0.85, "test_accuracy": 0.84, "train_seconds": 12.5}}
+    (ckpt / "card.json").write_text(json.dumps(card))
+    return ckpt
+
+
+def write_host_profile(ws: Workspace, threads: int = 2) -> None:
+    """A cached host profile (what `edgezoo report` measures once), so nothing is measured in tests."""
+    dev = {"name": "host", "title": "this machine (synthetic profile)", "kind": "host", "vendor": "measured",
+           "peak": {"fp32": 5e10, "fp16": None, "int8": None}, "memory_bandwidth": 1e10, "memory_bytes": 2**33,
+           "compute_units": threads, "compute_unit": "thread", "sources": {}, "notes": {}, "method": "synthetic"}
+    key = f"{fingerprint()['id']}/threads={threads}/v{BENCH_VERSION}"
+    (ws.root / CACHE_FILE).write_text(json.dumps({key: dev}))
+
+
+def build(root: Path, n: int = 60, seed: int = 0, use_add: bool = True) -> Workspace:
+    """A workspace with `n` records (Store.add each, or one bulk transaction) and one checkpoint card."""
+    ws = Workspace(Path(root))
+    rng = random.Random(seed)
+    recs = [make_record(i, rng) for i in range(n)]
+    store = ws.store()
+    if use_add:
+        for r in recs:
+            store.add(r)
+    else:
+        bulk_add(store, recs)
+    store.close()
+    write_card(ws)
+    write_host_profile(ws)
+    return ws
