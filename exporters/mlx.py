@@ -190,6 +190,53 @@ def identity(x: V, *_: Any) -> V:
     return x
 
 
+def _normalize(a: mx.array, axes: tuple[int, ...], eps: float) -> mx.array:
+    mu = mx.mean(a, axis=axes, keepdims=True)
+    var = mx.var(a, axis=axes, keepdims=True)
+    return (a - mu) * mx.rsqrt(var + eps)
+
+
+def group_norm(x: V, groups: int, weight: V | None, bias: V | None, eps: float = 1e-5, *_: Any) -> V:
+    """Statistics per (sample, group) over the group's channels and all positions."""
+    a = x.a
+    if x.cl:  # (N, H, W, C) -> (N, H, W, G, C/G)
+        n_c = a.shape[-1]
+        y = _normalize(mx.reshape(a, (-1, *a.shape[1:-1], groups, n_c // groups)), (1, 2, 4), eps)
+        y = mx.reshape(y, (-1, *a.shape[1:]))
+    else:  # (N, C, ...) -> (N, G, C/G * positions)
+        n_c = a.shape[1]
+        y = mx.reshape(_normalize(mx.reshape(a, (-1, groups, math.prod(a.shape[1:]) // groups)), (2,), eps),
+                       (-1, *a.shape[1:]))
+    if weight is not None:
+        y = y * _per_channel(x, weight.a)
+    if bias is not None:
+        y = y + _per_channel(x, bias.a)
+    return V(y, x.cl)
+
+
+def layer_norm(x: V, shape, weight: V | None, bias: V | None, eps: float = 1e-5, *_: Any) -> V:
+    a = torch_layout(x)
+    y = _normalize(a, tuple(range(a.ndim - len(shape), a.ndim)), eps)
+    return V(y * (weight.a if weight is not None else 1.0) + (bias.a if bias is not None else 0.0))
+
+
+def matmul(a: V, b: V) -> V:
+    return V(mx.matmul(torch_layout(a), torch_layout(b)))
+
+
+def softmax(x: V, dim: int, half_to_float: bool = False) -> V:
+    return V(mx.softmax(torch_layout(x), axis=dim))
+
+
+def transpose(x: V, dim0: int, dim1: int) -> V:
+    return V(mx.swapaxes(torch_layout(x), dim0, dim1))
+
+
+def select(x: V, dim: int, index: int) -> V:
+    a = torch_layout(x)
+    return V(mx.take(a, mx.array(index % a.shape[dim]), axis=dim))
+
+
 OPS: dict[str, Callable[..., Any]] = {
     "aten.conv2d.default": conv2d,
     "aten.convolution.default": convolution,
@@ -216,6 +263,14 @@ OPS: dict[str, Callable[..., Any]] = {
     "aten.addmm.default": addmm,
     "aten.mm.default": mm,
     "aten.cat.default": cat,
+    "aten.group_norm.default": group_norm,
+    "aten.layer_norm.default": layer_norm,
+    "aten.matmul.default": matmul,
+    "aten.bmm.default": matmul,
+    "aten._softmax.default": softmax,
+    "aten.softmax.int": softmax,
+    "aten.transpose.int": transpose,
+    "aten.select.int": select,
     "aten.clone.default": identity,
     "aten.alias.default": identity,
     "getitem": lambda values, i: values[i],
