@@ -156,7 +156,13 @@ def view(x: V, size) -> V:
 
 
 def flatten(x: V, start: int = 0, end: int = -1) -> V:
-    return V(mx.flatten(torch_layout(x), start, end))
+    """As a reshape with -1 for the batch dim (mx.flatten records a fixed shape in a shapeless export)."""
+    a = torch_layout(x)
+    start, end = start % a.ndim, end % a.ndim
+    size = [*a.shape[:start], math.prod(a.shape[start:end + 1]), *a.shape[end + 1:]]
+    if start > 0:
+        size[0] = -1
+    return V(mx.reshape(a, size))
 
 
 def permute(x: V, dims) -> V:
@@ -233,8 +239,15 @@ def transpose(x: V, dim0: int, dim1: int) -> V:
 
 
 def select(x: V, dim: int, index: int) -> V:
+    """x[..., index, ...] as a one-hot weighted sum: MLX's gather and slice keep the traced batch size in a
+    shapeless export, a broadcast product does not (exact for finite values)."""
     a = torch_layout(x)
-    return V(mx.take(a, mx.array(index % a.shape[dim]), axis=dim))
+    dim = dim % a.ndim
+    onehot = np.zeros(a.shape[dim], np.float32)
+    onehot[index % a.shape[dim]] = 1.0
+    shape = [1] * a.ndim
+    shape[dim] = a.shape[dim]
+    return V(mx.sum(a * mx.array(onehot.reshape(shape)).astype(a.dtype), axis=dim))
 
 
 OPS: dict[str, Callable[..., Any]] = {

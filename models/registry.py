@@ -28,7 +28,8 @@ class ModelSpec:
 
 
 REGISTRY: dict[str, ModelSpec] = {}
-BUILTIN_MODULES = ("models.resnet", "models.mobilenetv2", "models.convmixer")
+BUILTIN_MODULES = ("models.resnet", "models.mobilenetv2", "models.convmixer", "models.lcs_cnn",
+                   "models.spin_convmixer", "models.vit", "models.openelm")
 
 
 def _load_builtin() -> None:
@@ -51,15 +52,16 @@ def register(name: str, args_cls: type, card: PaperCard, task: str = "classifica
     return wrap
 
 
-def names() -> list[str]:
+def names(task: str | None = "classification") -> list[str]:
+    """Registered names for one task (the image pipeline iterates these); task=None lists every model."""
     _load_builtin()
-    return sorted(REGISTRY)
+    return sorted(n for n, s in REGISTRY.items() if task is None or s.task == task)
 
 
 def get(name: str) -> ModelSpec:
     _load_builtin()
     if name not in REGISTRY:
-        raise KeyError(f"unknown model {name!r}; registered models: {', '.join(names())}")
+        raise KeyError(f"unknown model {name!r}; registered models: {', '.join(names(None))}")
     return REGISTRY[name]
 
 

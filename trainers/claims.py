@@ -14,7 +14,13 @@ from typing import Any, Callable
 from models.errors import EdgeZooError
 
 # paper key -> "module:function(quick: bool, seeds: list[int]) -> ClaimResult"
-REPRODUCERS: dict[str, str] = {}
+REPRODUCERS: dict[str, str] = {
+    "spin": "trainers.spin.claim:run",  # SPIN cross-layer sharing (card 10)
+    "lcs": "trainers.lcs.claim:reproduce",  # LCS compressible subspaces (card 13)
+    "subspaces": "trainers.subspaces.claim:reproduce",  # Learning neural network subspaces (card 14)
+    "openelm": "trainers.openelm.claim:reproduce_openelm",  # OpenELM layer-wise scaling (card 01)
+    "seedlm": "trainers.openelm.claim:reproduce_seedlm",  # SeedLM seeds vs RTN at matched bits (card 03)
+}
 
 
 @dataclass

@@ -1,5 +1,5 @@
 """Compression specs: `none`, `fp16`, `int8`, `int4[:block=32]`, `prune[:sparsity=0.5]` (alias prune50),
-`palettize[:bits=4]` (alias palette4, Core ML only). prune50 = prune:sparsity=0.5 with 2 epochs of masked fine-tuning;
+`palettize[:bits=4]` (alias palette4, Core ML only), `lcs[:alpha=1.0]` (bake an LCS / subspace checkpoint at alpha). prune50 = prune:sparsity=0.5 with 2 epochs of masked fine-tuning;
 `prune:sparsity=0.5,finetune=0` is pure post-training pruning. Plain data, JSON round-trip, unknown keys rejected."""
 
 from __future__ import annotations
@@ -11,14 +11,14 @@ from typing import Any
 from models.errors import CompressionSpecError
 
 SPEC_VERSION = 1
-METHODS = ("none", "fp16", "int8", "int4", "prune", "palettize")
+METHODS = ("none", "fp16", "int8", "int4", "prune", "palettize", "lcs", "seedlm")
 ALIASES = {"fp32": "none", "prune50": "prune:sparsity=0.5", "palette4": "palettize:bits=4", "int4-b32": "int4:block=32"}
 SUPPORTED = {
-    "onnx": {"none", "fp16", "int8", "int4", "prune"},
-    "mlx": {"none", "fp16", "int8", "int4", "prune"},
-    "coreml": {"none", "fp16", "int8", "int4", "prune", "palettize"},
-    "torch": {"none", "fp16", "prune"},  # safetensors: fp16 stored as half
-}
+    "onnx": {"none", "fp16", "int8", "int4", "prune", "lcs"},
+    "mlx": {"none", "fp16", "int8", "int4", "prune", "lcs"},
+    "coreml": {"none", "fp16", "int8", "int4", "prune", "palettize", "lcs"},
+    "torch": {"none", "fp16", "prune", "lcs"},  # safetensors: fp16 stored as half
+}  # seedlm is a language-model method: the LM exporters (exporters/lm/) apply it, not export_checkpoint
 DEFAULT_SPECS = ("none", "fp16", "int8", "int4", "prune50")
 
 
@@ -29,6 +29,7 @@ class CompressionSpec:
     block: int = 0          # block size along the input dimension; 0 = per output channel
     sparsity: float = 0.0   # magnitude pruning target (global across conv/linear weights)
     finetune: int = 0       # epochs of masked fine-tuning after pruning (needs the training split)
+    alpha: float = 1.0      # lcs: the point on the subspace (LCS: 1 dense, 0.025 keeps 2.5 % of the weights)
     version: int = SPEC_VERSION
 
     @property
@@ -40,6 +41,10 @@ class CompressionSpec:
             return f"prune{round(self.sparsity * 100)}" + (f"-ft{self.finetune}" if self.finetune else "")
         if self.method == "palettize":
             return f"palette{self.bits}"
+        if self.method == "seedlm":
+            return f"seedlm{self.bits}"
+        if self.method == "lcs":
+            return f"lcs-a{self.alpha:.2f}" if round(self.alpha, 2) == self.alpha else f"lcs-a{self.alpha:.3f}"
         return self.method
 
     def to_dict(self) -> dict[str, Any]:
@@ -57,8 +62,9 @@ class CompressionSpec:
 _DEFAULTS = {
     "none": dict(bits=32), "fp16": dict(bits=16), "int8": dict(bits=8, block=0),
     "int4": dict(bits=4, block=32), "prune": dict(bits=32, sparsity=0.5, finetune=2), "palettize": dict(bits=4),
+    "lcs": dict(bits=32, alpha=1.0), "seedlm": dict(bits=4),
 }
-_OPTIONS = {"none": set(), "fp16": set(), "int8": {"block"}, "int4": {"block"}, "prune": {"sparsity", "finetune"}, "palettize": {"bits"}}
+_OPTIONS = {"none": set(), "fp16": set(), "int8": {"block"}, "int4": {"block"}, "prune": {"sparsity", "finetune"}, "palettize": {"bits"}, "lcs": {"alpha"}, "seedlm": {"bits"}}
 
 
 def parse_spec(text: str, fmt: str | None = None) -> CompressionSpec:
@@ -75,7 +81,7 @@ def parse_spec(text: str, fmt: str | None = None) -> CompressionSpec:
             allowed = ", ".join(sorted(_OPTIONS[method])) or "no options"
             raise CompressionSpecError(f"bad option {item!r} in compression spec {text!r}", f"{method} takes {allowed}")
         try:
-            values[key] = float(value) if key == "sparsity" else int(value)
+            values[key] = float(value) if key in ("sparsity", "alpha") else int(value)
         except ValueError:
             raise CompressionSpecError(f"option {key}={value!r} in {text!r} is not a number", "give a number") from None
     spec = CompressionSpec(method=method, **values)
@@ -89,7 +95,11 @@ def parse_spec(text: str, fmt: str | None = None) -> CompressionSpec:
 def _check_ranges(spec: CompressionSpec, text: str) -> None:
     if spec.method == "prune" and not 0.0 < spec.sparsity < 1.0:
         raise CompressionSpecError(f"sparsity in {text!r} must be in (0, 1)", "e.g. prune:sparsity=0.5")
+    if spec.method == "lcs" and not 0.0 <= spec.alpha <= 1.0:
+        raise CompressionSpecError(f"alpha in {text!r} must be in [0, 1]", "e.g. lcs:alpha=0.7")
     if spec.method in ("int4", "int8") and spec.block not in (0, 16, 32, 64, 128):
         raise CompressionSpecError(f"block in {text!r} must be 0 (per channel), 16, 32, 64 or 128", "e.g. int4:block=32")
+    if spec.method == "seedlm" and spec.bits not in (3, 4):
+        raise CompressionSpecError(f"SeedLM bits in {text!r} must be 3 or 4", "e.g. seedlm:bits=4")
     if spec.method == "palettize" and spec.bits not in (1, 2, 3, 4, 6, 8):
         raise CompressionSpecError(f"palettization bits in {text!r} must be 1, 2, 3, 4, 6 or 8", "e.g. palettize:bits=4")

@@ -62,6 +62,10 @@ def compress_(model: nn.Module, spec: CompressionSpec, data: Any = None) -> nn.M
         if spec.finetune and data is None:
             raise ValueError("prune with finetune needs the training split; pass data= or finetune=0")
         prune_(model, spec.sparsity, spec.finetune, data)
+    if spec.method == "lcs":  # a new, plain model baked at alpha (exporters/compression/lcs.py)
+        from exporters.compression.lcs import lcs_
+
+        model = lcs_(model, spec.alpha, data)
     return model.eval()
 
 

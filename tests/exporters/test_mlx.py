@@ -83,7 +83,7 @@ def test_int_files_smaller_at_full_size(tmp_path) -> None:
             size[spec] = (out / "model.mlxfn").stat().st_size
             assert info["weight_bytes"] + info["graph_bytes"] == size[spec]
             y = mlx_exporter.run_function(mx.import_function(str(out / "model.mlxfn")), x.numpy(), True)
-            assert numeric_parity(y, ref)["sqnr_db"] > {"none": 100, "int8": 40, "int4": 20}[spec], (name, spec)
+            assert numeric_parity(y, ref)["sqnr_db"] > {"none": 100, "int8": 40, "int4": 15}[spec], (name, spec)
         assert size["int4"] < size["int8"] < size["none"], (name, size)
 
 

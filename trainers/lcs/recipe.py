@@ -1,0 +1,158 @@
+"""LCS unstructured-sparsity training on digits (card 13): LCS+L (a line), LCS+P (one network at random levels),
+and independent per-sparsity baselines, all with the same gradual sparsity warmup.
+
+Per step t of T: df(t) = max(0, 1 - t / T_warm), T_warm = 80 % of T; a layer keeps topk(alpha) = alpha +
+(1 - alpha) df(t) of its weights (per-layer magnitude top-k of w(alpha), no gradient; first conv dense).
+LCS+L draws alpha with the endpoint bias (p = 0.5: 0.025 or 1; else U(0.025, 1)) and adds beta cos^2(w0, w1)
+over the line layers. Evaluation maps alpha to sparsity with df = 0: alpha = 1 - sparsity.
+
+    python -m trainers.lcs.recipe trainers/lcs/configs/lcs_l.yaml --out zoo/lcs_l
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import yaml
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+from models import checkpoint
+from models.errors import RecipeError
+from models.layers.subspace import cos2
+from models.lcs_cnn import LCS_MIN_ALPHA, LCSCNN, set_level
+from models.registry import build
+from trainers.data import ImageDataset, load_dataset
+from trainers.loop import seed_everything
+
+ARMS = ("lcs_l", "lcs_p", "indep")
+SPARSITY_GRID = (0.0, 0.5, 0.8, 0.9, 0.95, 0.975)
+
+
+@dataclass
+class LCSRecipe:
+    name: str = "lcs"
+    arm: str = "lcs_l"              # lcs_l | lcs_p | indep
+    norm: str = "group"             # group | batch (negative control, evaluated without recalibration)
+    channels: list[int] = field(default_factory=lambda: [32, 64, 64])
+    sparsity: float = 0.0           # indep: the target sparsity of this model
+    epochs: int = 40
+    batch_size: int = 64
+    lr: float = 2e-3                # Adam, cosine-annealed
+    warm_fraction: float = 0.8      # T_warm as a fraction of training
+    beta: float = 1.0               # cos^2 regulariser weight (LCS+L)
+    min_alpha: float = LCS_MIN_ALPHA
+    endpoint_prob: float = 0.5      # biased endpoint sampling (LCS+L)
+    seed: int = 0
+    threads: int = 1               # tiny convs: one thread avoids oversubscription on shared cores
+    dataset: str = "digits"
+
+    def model_args(self) -> dict[str, Any]:
+        subspace = "line" if self.arm == "lcs_l" else "point"
+        return {"channels": list(self.channels), "norm": self.norm, "subspace": subspace}
+
+
+def load_recipe(path: str | Path, overrides: dict[str, Any] | None = None) -> LCSRecipe:
+    data = yaml.safe_load(Path(path).read_text()) or {}
+    data.setdefault("name", Path(path).stem)
+    return recipe_from_dict({**data, **(overrides or {})}, str(path))
+
+
+def recipe_from_dict(data: dict[str, Any], where: str = "lcs recipe") -> LCSRecipe:
+    known = {f.name for f in dataclasses.fields(LCSRecipe)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise RecipeError(f"{where}: unknown keys {unknown}", f"use only: {', '.join(sorted(known))}")
+    recipe = LCSRecipe(**data)
+    if recipe.arm not in ARMS:
+        raise RecipeError(f"{where}: arm {recipe.arm!r} is unknown", f"use one of {', '.join(ARMS)}")
+    return recipe
+
+
+def df(step: int, total: int, warm_fraction: float) -> float:
+    """Compression phase-in: 1 at the start, 0 from T_warm on."""
+    return max(0.0, 1.0 - step / max(warm_fraction * total, 1e-9))
+
+
+def sample_alpha(recipe: LCSRecipe, rng: random.Random, warm: float) -> float:
+    if recipe.arm == "indep":
+        return 1.0 - recipe.sparsity
+    if recipe.arm == "lcs_p":  # dense while warming up, then uniform levels (no endpoint bias)
+        return 1.0 if warm > 0 else rng.uniform(recipe.min_alpha, 1.0)
+    if rng.random() < recipe.endpoint_prob:
+        return rng.choice((recipe.min_alpha, 1.0))
+    return rng.uniform(recipe.min_alpha, 1.0)
+
+
+def fit(recipe: LCSRecipe, data: ImageDataset | None = None) -> LCSCNN:
+    """Train one arm; returns the model in eval mode."""
+    torch.set_num_threads(recipe.threads)
+    seed_everything(recipe.seed)
+    data = data or load_dataset(recipe.dataset)
+    model = build("lcs_cnn", recipe.model_args())
+    loader = DataLoader(TensorDataset(torch.from_numpy(data.train.x), torch.from_numpy(data.train.y)),
+                        batch_size=recipe.batch_size, shuffle=True, generator=torch.Generator().manual_seed(recipe.seed))
+    total = recipe.epochs * len(loader)
+    opt = torch.optim.Adam(model.parameters(), lr=recipe.lr)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, total)
+    rng, step = random.Random(recipe.seed), 0
+    model.train()
+    for _ in range(recipe.epochs):
+        for xb, yb in loader:
+            warm = df(step, total, recipe.warm_fraction)
+            alpha = sample_alpha(recipe, rng, warm)
+            # LCS+P is dense during warmup: its kept fraction ignores df; the others phase sparsity in
+            set_level(model, alpha, 0.0 if recipe.arm == "lcs_p" else warm)
+            loss = nn.functional.cross_entropy(model(xb), yb)
+            if recipe.arm == "lcs_l" and recipe.beta:
+                loss = loss + recipe.beta * cos2(model, 0, 1)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            step += 1
+    return model.eval()
+
+
+@torch.no_grad()
+def accuracy_at(model: LCSCNN, x: np.ndarray, y: np.ndarray, sparsity: float) -> float:
+    """Test accuracy at a sparsity level (alpha = 1 - sparsity, df = 0), no recalibration."""
+    model.eval()
+    with set_level(model, max(1.0 - sparsity, 0.0)):
+        logits = model(torch.from_numpy(x))
+    return (logits.argmax(1) == torch.from_numpy(y)).float().mean().item()
+
+
+def evaluate_grid(model: LCSCNN, split, grid: tuple[float, ...] = SPARSITY_GRID) -> dict[str, float]:
+    return {f"{s:g}": accuracy_at(model, split.x, split.y, s) for s in grid}
+
+
+def train(recipe: LCSRecipe, out_dir: Path) -> dict[str, Any]:
+    """Train, evaluate on the test split across the sparsity grid, save a checkpoint (loadable and exportable
+    with `--compress lcs:alpha=A`)."""
+    data = load_dataset(recipe.dataset)
+    model = fit(recipe, data)
+    grid = (recipe.sparsity,) if recipe.arm == "indep" else SPARSITY_GRID
+    metrics = {"test_accuracy_by_sparsity": evaluate_grid(model, data.test, grid), "test_n": len(data.test.y)}
+    checkpoint.save(model, Path(out_dir), {"recipe": dataclasses.asdict(recipe), "dataset": recipe.dataset,
+                                           "data_split_hash": data.split_hash, "metrics": metrics})
+    return metrics
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    if not argv:
+        raise SystemExit("usage: python -m trainers.lcs.recipe CONFIG.yaml [--out DIR]")
+    out = Path(argv[argv.index("--out") + 1]) if "--out" in argv else Path("edgezoo-workspace/zoo") / Path(argv[0]).stem
+    print(yaml.safe_dump(train(load_recipe(argv[0]), out), sort_keys=False))
+
+
+if __name__ == "__main__":
+    main()
