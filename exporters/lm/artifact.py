@@ -1,0 +1,57 @@
+"""LM artifacts: checkpoint -> torch-level compression (none | int8 | int4 | seedlm3/4, group 32 RTN) -> format.
+
+SeedLM and the torch RTN specs are exported as reconstructed dense weights (no runtime has a seed op); the
+manifest records the packed bits/weight and says so. MLX int4/int8 use mlx-lm's own quantizer instead.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from models import checkpoint
+from models.checkpoint import checkpoint_hash
+
+
+def compress_lm(model, compression: str) -> dict[str, Any]:
+    from exporters.compression.rtn_groups import rtn_
+    from exporters.compression.seedlm import compress_seedlm_, default_cache_dir
+
+    if compression == "none":
+        return {"bits_per_weight": 32.0}
+    if compression.startswith("seedlm"):
+        rep = compress_seedlm_(model, int(compression[-1]), cache_dir=default_cache_dir(), reconstructed=True)
+    elif compression in ("int8", "int4"):
+        rep = rtn_(model, int(compression[3:]), 32, symmetric=True)
+    else:
+        raise ValueError(f"unknown LM compression {compression!r}: none, int8, int4, seedlm3, seedlm4")
+    return {"bits_per_weight": rep["bits_per_weight"], "packed_weight_bytes": rep["size_bytes"],
+            "weights_note": "reconstructed dense weights (compressed tensors' packed size in packed_weight_bytes)"}
+
+
+def export_lm(ckpt: Path, fmt: str, compression: str, out_dir: Path) -> Path:
+    model, card = checkpoint.load(Path(ckpt))
+    out_dir = Path(out_dir)
+    native_mlx = fmt == "mlx" and compression in ("int8", "int4")
+    info = {"bits_per_weight": None} if native_mlx else compress_lm(model, compression)
+    if fmt == "torch":
+        checkpoint.save(model, out_dir / "checkpoint", {k: v for k, v in card.items()
+                                                        if k not in ("model", "args", "paper", "task", "weights_sha256")})
+    elif fmt == "onnx":
+        from exporters.lm.onnx_lm import export_lm_onnx
+
+        info["export"] = export_lm_onnx(model, out_dir / "onnx")
+    elif fmt == "mlx":
+        from exporters.lm.mlx_lm_export import export_mlx_lm
+
+        info["export"] = export_mlx_lm(model, out_dir / "mlx", q_bits=int(compression[3:]) if native_mlx else None, q_group=32)
+        if native_mlx:
+            info["bits_per_weight"] = int(compression[3:]) + 32 / 32  # affine: fp16 scale + bias per group of 32
+    else:
+        raise ValueError(f"unknown LM format {fmt!r}: torch, onnx, mlx")
+    size = sum(f.stat().st_size for f in out_dir.rglob("*") if f.is_file())
+    man = {"format": fmt, "compression": compression, "checkpoint": str(ckpt), "checkpoint_sha256": checkpoint_hash(ckpt),
+           "size_bytes": size, **info}
+    (out_dir / "lm_manifest.json").write_text(json.dumps(man, indent=2, default=str))
+    return out_dir

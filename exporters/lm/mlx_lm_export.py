@@ -1,0 +1,77 @@
+"""OpenELM -> an mlx-lm model folder (config.json with `model_type: openelm` + model.safetensors, upstream names).
+
+mlx-lm ships `mlx_lm/models/openelm.py` with the same parameter names, so `mlx_lm.utils.load_model(folder)` loads
+it directly. Optional quantization uses mlx-lm's own path (`nn.quantize`, affine, group 64 by default: ~4.5 bits per
+weight); layers whose input width is not a multiple of the group stay float (card 01 section 6). SeedLM has no MLX
+op on Linux: a SeedLM model is exported with its reconstructed dense weights, and the manifest says so.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from models.openelm import OpenELM, save_upstream
+
+
+def export_mlx_lm(model: OpenELM, out_dir: Path, q_bits: int | None = None, q_group: int = 64) -> dict[str, Any]:
+    out_dir = save_upstream(model.eval(), Path(out_dir))
+    info: dict[str, Any] = {"format": "mlx-lm", "quantization": None}
+    if q_bits:
+        info["quantization"] = _quantize_folder(out_dir, q_bits, q_group)
+    info["size_bytes"] = sum(f.stat().st_size for f in out_dir.glob("*.safetensors"))
+    return info
+
+
+def _quantize_folder(folder: Path, bits: int, group: int) -> dict[str, Any]:
+    import mlx.core as mx
+    import mlx.nn as nn
+    from mlx.utils import tree_flatten
+
+    model, config = load_mlx(folder, return_config=True)
+    skipped: list[str] = []
+
+    def predicate(path: str, m: Any) -> bool:
+        ok = hasattr(m, "to_quantized") and m.weight.shape[-1] % group == 0
+        if hasattr(m, "to_quantized") and not ok:
+            skipped.append(path)
+        return ok
+
+    nn.quantize(model, group_size=group, bits=bits, class_predicate=predicate)
+    weights = dict(tree_flatten(model.parameters()))
+    mx.save_safetensors(str(folder / "model.safetensors"), weights, metadata={"format": "mlx"})
+    config["quantization"] = {"group_size": group, "bits": bits}
+    (folder / "config.json").write_text(json.dumps(config, indent=2))
+    return {"bits": bits, "group_size": group, "mode": "affine", "float_layers": skipped}
+
+
+def load_mlx(folder: Path, return_config: bool = False):
+    from mlx_lm.utils import load_model
+
+    model, config = load_model(Path(folder))
+    return (model, config) if return_config else model
+
+
+def mlx_generate(folder_or_model: Any, prompt: list[int], max_new_tokens: int) -> list[int]:
+    """Greedy tokens from mlx-lm's own `generate_step` (its KV cache, its sampler default = argmax)."""
+    import mlx.core as mx
+
+    gen = importlib.import_module("mlx_lm.generate")  # the package re-exports a function of the same name
+    model = load_mlx(folder_or_model) if isinstance(folder_or_model, (str, Path)) else folder_or_model
+    out = []
+    for tok, _ in gen.generate_step(mx.array(np.asarray(prompt, dtype=np.int32)), model, max_tokens=max_new_tokens):
+        out.append(int(tok))
+    return out
+
+
+def mlx_logits(folder_or_model: Any, tokens: np.ndarray) -> np.ndarray:
+    import mlx.core as mx
+
+    model = load_mlx(folder_or_model) if isinstance(folder_or_model, (str, Path)) else folder_or_model
+    out = model(mx.array(tokens.astype(np.int32)))
+    mx.eval(out)
+    return np.array(out, dtype=np.float32)

@@ -1,0 +1,107 @@
+"""OpenELM -> ONNX as two graphs with the KV cache explicit (card 01 section 6):
+
+- prefill.onnx: input_ids (B, T), pad (B,) -> logits (B, T, V), present.{i}.key / present.{i}.value
+- decode.onnx:  input_ids (B, T), pad (B,), past.{i}.key / past.{i}.value (B, n_kv_i, P, D) -> logits, present.*
+
+Cached keys are stored rotated (one consistent choice); masks come from lengths (`pad` = left padding per row).
+The per-layer KV-head counts differ (layer-wise scaling), so every layer has its own pair of inputs/outputs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import logging
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from models.openelm import OpenELM
+
+OPSET = 18
+
+
+class _Step(nn.Module):
+    """Flat-signature wrapper: (ids, pad, *past) -> (logits, *present)."""
+
+    def __init__(self, model: OpenELM, with_past: bool) -> None:
+        super().__init__()
+        self.model, self.with_past = model, with_past
+
+    def forward(self, ids: torch.Tensor, pad: torch.Tensor, *past: torch.Tensor):
+        cache = [(past[2 * i], past[2 * i + 1]) for i in range(len(past) // 2)] if self.with_past else None
+        logits, new = self.model.forward_cached(ids, cache, pad)
+        return (logits, *[t for kv in new for t in kv])
+
+
+def _names(n_layers: int, kind: str) -> list[str]:
+    return [f"{kind}.{i}.{x}" for i in range(n_layers) for x in ("key", "value")]
+
+
+def export_lm_onnx(model: OpenELM, out_dir: Path, past_len: int = 4) -> dict[str, Any]:
+    """Write prefill.onnx and decode.onnx (fp32, dynamic batch / length / past) and lm_onnx.json."""
+    logging.getLogger("torch.onnx").setLevel(logging.ERROR)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    model = model.eval()
+    a = model.args
+    n = a.num_transformer_layers
+    b, t, p = torch.export.Dim("batch", min=1, max=64), torch.export.Dim("seq", min=1, max=a.max_context_length), \
+        torch.export.Dim("past", min=1, max=a.max_context_length)
+    ids = torch.randint(0, a.vocab_size, (2, 3))
+    pad = torch.zeros(2, dtype=torch.long)
+    past = [torch.randn(2, h, past_len, a.head_dim) for h in a.kv_heads() for _ in range(2)]
+    present = _names(n, "present")
+    with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(_Step(model, False), (ids, pad), dynamo=True, opset_version=OPSET,
+                          input_names=["input_ids", "pad"], output_names=["logits", *present],
+                          dynamic_shapes=({0: b, 1: t}, {0: b})).save(str(out_dir / "prefill.onnx"))
+        torch.onnx.export(_Step(model, True), (ids, pad, *past), dynamo=True, opset_version=OPSET,
+                          input_names=["input_ids", "pad", *_names(n, "past")], output_names=["logits", *present],
+                          dynamic_shapes=({0: b, 1: t}, {0: b}, tuple({0: b, 2: p} for _ in past))
+                          ).save(str(out_dir / "decode.onnx"))
+    info = {"format": "onnx-lm", "graphs": ["prefill.onnx", "decode.onnx"], "opset": OPSET, "layers": n,
+            "kv_heads": a.kv_heads(), "head_dim": a.head_dim, "vocab_size": a.vocab_size, "cached_keys": "rotated",
+            "mask": "from lengths (pad input)", "max_context_length": a.max_context_length}
+    (out_dir / "lm_onnx.json").write_text(json.dumps(info, indent=2))
+    return info
+
+
+class OnnxLM:
+    """Greedy / sampled generation over onnxruntime with the explicit cache."""
+
+    def __init__(self, folder: Path, threads: int = 2) -> None:
+        import onnxruntime as ort
+
+        folder = Path(folder)
+        self.info = json.loads((folder / "lm_onnx.json").read_text())
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = threads
+        opts.log_severity_level = 3
+        self.prefill = ort.InferenceSession(str(folder / "prefill.onnx"), opts, providers=["CPUExecutionProvider"])
+        self.decode = ort.InferenceSession(str(folder / "decode.onnx"), opts, providers=["CPUExecutionProvider"])
+        self.past_names = _names(self.info["layers"], "past")
+
+    def step(self, ids: np.ndarray, pad: np.ndarray, cache: list[np.ndarray] | None) -> tuple[np.ndarray, list[np.ndarray]]:
+        feed = {"input_ids": ids.astype(np.int64), "pad": pad.astype(np.int64)}
+        if cache is None:
+            out = self.prefill.run(None, feed)
+        else:
+            out = self.decode.run(None, {**feed, **dict(zip(self.past_names, cache))})
+        return out[0], out[1:]
+
+    def generate(self, prompt: np.ndarray, max_new_tokens: int, pad: np.ndarray | None = None) -> np.ndarray:
+        pad = np.zeros(len(prompt), np.int64) if pad is None else pad
+        logits, cache = self.step(prompt, pad, None)
+        out = []
+        for _ in range(max_new_tokens):
+            nxt = logits[:, -1].argmax(-1)
+            out.append(nxt)
+            logits, cache = self.step(nxt[:, None], pad, cache)
+        return np.stack(out, 1)

@@ -1,0 +1,148 @@
+"""LM profiling in a fresh child process per (artifact, runtime): held-out bpb / perplexity, time to first token,
+prefill and decode tokens/s, peak memory. `latency` holds the per-token decode samples (profiles/stats.summarize).
+
+Artifact folders (made by `exporters.lm.artifact.export_lm`) hold `lm_manifest.json` naming the format:
+torch (checkpoint folder), onnx (prefill/decode graphs), mlx (mlx-lm folder).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from profiles import memory
+from profiles.stats import summarize
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+RUNTIME_OF = {"torch": "torch", "onnx": "onnxruntime", "mlx": "mlx"}
+
+
+def _torch_step(folder: Path, threads: int):
+    import torch
+
+    from models import checkpoint
+
+    torch.set_num_threads(threads)
+    model, _ = checkpoint.load(folder / "checkpoint")
+
+    @torch.no_grad()
+    def step(ids: np.ndarray, cache: Any):
+        logits, cache = model.forward_cached(torch.from_numpy(ids), cache)
+        return logits.numpy(), cache
+    return step, torch.__version__
+
+
+def _onnx_step(folder: Path, threads: int):
+    import onnxruntime as ort
+
+    from exporters.lm.onnx_lm import OnnxLM
+
+    lm = OnnxLM(folder / "onnx", threads)
+    return (lambda ids, cache: lm.step(ids, np.zeros(len(ids), np.int64), cache)), ort.__version__
+
+
+def _mlx_step(folder: Path, threads: int):
+    import mlx.core as mx
+    from mlx_lm.models.cache import make_prompt_cache
+
+    from exporters.lm.mlx_lm_export import load_mlx
+
+    model = load_mlx(folder / "mlx")
+
+    def step(ids: np.ndarray, cache: Any):
+        cache = cache if cache is not None else make_prompt_cache(model)
+        out = model(mx.array(ids.astype(np.int32)), cache=cache)
+        mx.eval(out)
+        return np.array(out, dtype=np.float32), cache
+    return step, mx.__version__
+
+
+LOADERS: dict[str, Callable] = {"torch": _torch_step, "onnxruntime": _onnx_step, "mlx": _mlx_step}
+
+
+def _bpb(step, context: int, windows: int) -> dict[str, Any]:
+    from trainers.text import eval_windows, load_text
+
+    w = eval_windows(load_text().val, context, windows).numpy()
+    logits, _ = step(w[:, :-1], None)
+    z = logits - logits.max(-1, keepdims=True)
+    logp = z - np.log(np.exp(z).sum(-1, keepdims=True))
+    nll = float(-np.take_along_axis(logp, w[:, 1:, None], -1).mean())
+    return {"metric": "bits_per_byte", "value": nll / math.log(2), "perplexity": math.exp(nll),
+            "dataset": "pydoc_data.topics validation (last 10 %)", "n": int(w[:, 1:].size)}
+
+
+def child(req: dict[str, Any]) -> dict[str, Any]:
+    folder, rt = Path(req["folder"]), req["runtime"]
+    t0 = time.perf_counter()
+    step, version = LOADERS[rt](folder, req["threads"])
+    out: dict[str, Any] = {"runtime_version": version, "load_seconds": time.perf_counter() - t0}
+    memory.reset_peak()
+    out["accuracy"] = _bpb(step, req["context"], req["eval_windows"])
+    prompt = np.random.default_rng(0).integers(32, 127, (1, req["prompt_len"]))
+    t1 = time.perf_counter()
+    logits, cache = step(prompt, None)
+    ttft = time.perf_counter() - t1
+    samples = []
+    tok = logits[:, -1].argmax(-1)
+    for _ in range(req["new_tokens"]):
+        t = time.perf_counter()
+        logits, cache = step(tok[:, None].astype(np.int64), cache)
+        tok = logits[:, -1].argmax(-1)
+        samples.append(time.perf_counter() - t)
+    lat = summarize(samples)
+    out.update(status="ok", ttft_s=ttft, prefill_tokens_per_s=req["prompt_len"] / ttft,
+               decode_tokens_per_s=1.0 / float(np.median(samples)), latency=lat,
+               memory={"peak_rss_bytes": memory.peak_rss(), "label": "OS peak RSS (VmHWM after load)"})
+    return out
+
+
+def measure_lm(folder: Path, runtime: str | None = None, threads: int = 2, prompt_len: int = 32, new_tokens: int = 32,
+               context: int = 64, eval_windows: int = 64, timeout: float = 600.0) -> dict[str, Any]:
+    """Profile one LM artifact folder in a child process; returns a record for profiles.store.Store.add."""
+    folder = Path(folder)
+    man = json.loads((folder / "lm_manifest.json").read_text())
+    runtime = runtime or RUNTIME_OF[man["format"]]
+    req = {"folder": str(folder), "runtime": runtime, "threads": threads, "prompt_len": prompt_len,
+           "new_tokens": new_tokens, "context": context, "eval_windows": eval_windows}
+    record: dict[str, Any] = {"created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "model": "openelm", "paper": "openelm",
+                              "artifact": {k: man.get(k) for k in ("format", "compression", "size_bytes", "bits_per_weight")},
+                              "runtime": runtime, "threads": threads, "scenario": {**req, "kind": "lm-generate"},
+                              "cache_key": None}
+    with tempfile.TemporaryDirectory(prefix="edgezoo-lm-") as tmp:
+        rq, rs = Path(tmp) / "req.json", Path(tmp) / "res.json"
+        rq.write_text(json.dumps(req))
+        env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT), "OMP_NUM_THREADS": str(threads)}
+        try:
+            proc = subprocess.run([sys.executable, "-m", "profiles.lm_measure", str(rq), str(rs)], capture_output=True,
+                                  text=True, timeout=timeout, env=env, cwd=PROJECT_ROOT)
+            res = json.loads(rs.read_text()) if rs.exists() else {
+                "status": "failed", "error_class": "ChildCrashed", "error_message": (proc.stderr.strip().splitlines() or ["?"])[-1][:300]}
+        except subprocess.TimeoutExpired:
+            res = {"status": "failed", "error_class": "Timeout", "error_message": f"no result in {timeout:.0f} s"}
+    record.update(res)
+    return record
+
+
+def main() -> None:
+    req = json.loads(Path(sys.argv[1]).read_text())
+    try:
+        res = child(req)
+    except Exception as e:  # a failure is a row, not a crash
+        res = {"status": "failed", "error_class": e.__class__.__name__, "error_message": str(e)[:500],
+               "traceback": traceback.format_exc()[-3000:]}
+    Path(sys.argv[2]).write_text(json.dumps(res, default=float))
+
+
+if __name__ == "__main__":
+    main()
