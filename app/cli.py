@@ -191,9 +191,21 @@ def list_models() -> None:
     """Registered architectures and their paper cards."""
     import models
 
-    for name in models.names():
-        card = models.get(name).card
-        typer.echo(f"{name:<14} {card.title} (arXiv:{card.arxiv}) {card.code}")
+    for name in models.names(task=None):
+        spec = models.get(name)
+        typer.echo(f"{name:<16} {spec.task:<15} {spec.card.title} (arXiv:{spec.card.arxiv}) {spec.card.code}")
+
+
+def _add_subcommands() -> None:
+    """Command groups that live in their own modules (heavy imports stay inside their commands)."""
+    from app import cli_lm, cli_spin, cli_sweep
+
+    app.add_typer(cli_sweep.app, name="sweep")
+    app.add_typer(cli_lm.app, name="lm")
+    app.add_typer(cli_spin.app, name="spin")
+
+
+_add_subcommands()
 
 
 def main() -> None:
