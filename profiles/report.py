@@ -149,7 +149,7 @@ def _methodology(d: ReportData) -> Section:
         "/proc/self/clear_refs) and reads VmHWM from /proc/self/status after the timed loop: the process's peak "
         "resident set during inference, runtime included (ru_maxrss on macOS).",
         "Accuracy is top-1 on the held-out test split stored with the artifact; parity compares the artifact's "
-        "outputs with the torch fp32 reference (SQNR, max abs error, top-1 agreement).",
+        "outputs with the torch fp32 model it was exported from, after torch-level compression such as pruning (SQNR, max abs error, top-1 agreement).",
         "Roofline (predicted): time = max(FLOPs / peak, bytes / bandwidth), with FLOPs from torch's "
         "FlopCounterMode and bytes = stored weight bytes + fp32 activation bytes (input and every leaf module's "
         "output). Precision follows what the runtime computes in: fp16 for Core ML / ONNX fp16, int8 only for "
