@@ -179,8 +179,9 @@ def _compress(ct, mlmodel, spec: CompressionSpec) -> tuple[Any, dict[str, Any]]:
                     f"block_size={spec.block}, weight_threshold={WEIGHT_THRESHOLD})",
             "block_requested": spec.block, "block_convention": "[1, block, KH, KW] (input channels x whole kernel)",
             "blocks": blocks, "blocks_reduced": sorted(n for n, b in blocks.items() if b["block"] != spec.block)}
-    if spec.method == "prune":
-        # compress_ already pruned globally (and fine-tuned): store exactly those zeros. A per-tensor
+    if spec.method in ("prune", "lcs"):
+        # compress_ already pruned globally (and fine-tuned), or baked an LCS point with its masks: store exactly
+        # those zeros. A per-tensor
         # OpMagnitudePrunerConfig(target_sparsity) would prune every tensor again to `sparsity`, zeroing more
         # weights in the layers the global criterion left denser than average.
         cfg = cto.OptimizationConfig(global_config=cto.OpThresholdPrunerConfig(
@@ -233,7 +234,8 @@ def export(model: nn.Module, inputs: tuple[torch.Tensor, ...], out_dir: Path, sp
     structure = inspect_package(path)
     details.update({
         "ops": structure["ops"],
-        "compressed_ops": sum(structure["ops"].get(o, 0) for o in COMPRESSED_OPS.get(spec.method, ())),
+        "compressed_ops": sum(structure["ops"].get(o, 0)
+                              for o in COMPRESSED_OPS.get("prune" if spec.method == "lcs" else spec.method, ())),
         "payload_dtypes": structure["payload_dtypes"],
         "weight_bin_bytes": structure["weight_bin_bytes"],
         "inline_param_bytes": structure["inline_param_bytes"],
@@ -390,7 +392,7 @@ def structural_check(path: Path, method: str, bits: int | None = None) -> dict[s
         want = {"int8": "INT8", "int4": "INT4", "palettize": f"UINT{bits or 4}", "prune": "UINT1"}[method]
         if want not in s["payload_dtypes"]:
             problems.append(f"no {want} payload in the compressed ops (found {sorted(s['payload_dtypes'])})")
-    elif constexpr:
+    elif constexpr and method != "lcs":  # an LCS point is stored sparse when its mask zeroes enough weights
         problems.append(f"{constexpr} constexpr ops in a model exported without weight compression")
     if method == "fp16" and "cast" not in ops:
         problems.append("fp16 model has no cast op (fp32 I/O around fp16 compute expected)")

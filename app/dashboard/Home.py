@@ -15,6 +15,7 @@ nav = st.navigation([
     st.Page(PAGES / "tradeoffs.py", title="Trade-offs", url_path="tradeoffs", default=True),
     st.Page(PAGES / "compare.py", title="Compare", url_path="compare"),
     st.Page(PAGES / "zoo.py", title="Zoo", url_path="zoo"),
+    st.Page(PAGES / "knob.py", title="Compression knob", url_path="knob"),
     st.Page(PAGES / "devices.py", title="Devices", url_path="devices"),
     st.Page(PAGES / "run.py", title="Run", url_path="run"),
     st.Page(PAGES / "reports.py", title="Reports", url_path="reports"),

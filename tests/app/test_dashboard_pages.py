@@ -165,7 +165,7 @@ def test_job_runner_success(ws) -> None:
 def test_no_torch_at_startup(ws_root: Path) -> None:
     """Pages render without importing torch (a fresh interpreter: the test session already has it)."""
     code = ("import sys; from streamlit.testing.v1 import AppTest\n"
-            f"for p in ['Home', *['views/' + n for n in ('compare', 'zoo', 'devices', 'run', 'reports')]]:\n"
+            f"for p in ['Home', *['views/' + n for n in ('compare', 'zoo', 'knob', 'devices', 'run', 'reports')]]:\n"
             f"    AppTest.from_file('{DASH}/' + p + '.py', default_timeout=30).run()\n"
             "print('torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,

@@ -56,3 +56,11 @@ def test_plain_checkpoint_rejected(tmp_path):
     checkpoint.save(build("lcs_cnn", {"channels": [8, 16, 16]}), tmp_path / "ck", {"dataset": "digits"})
     with pytest.raises(CompressionSpecError):
         export_checkpoint(tmp_path / "ck", "onnx", "lcs:alpha=0.5", workspace=tmp_path)
+
+
+def test_coreml_stores_an_lcs_point_sparse(lcs_ckpt, tmp_path):
+    """Core ML keeps the baked mask as sparse weights, so the file shrinks as alpha moves to the sparse end."""
+    arts = {a: export_checkpoint(lcs_ckpt, "coreml", f"lcs:alpha={a}", out_dir=tmp_path / str(a)) for a in (0.025, 1.0)}
+    assert all(art.manifest["verification"]["ok"] for art in arts.values())
+    assert arts[0.025].manifest["size_bytes"] < 0.7 * arts[1.0].manifest["size_bytes"]  # tiny model: headers stay
+    assert arts[0.025].manifest["export_details"]["compressed_ops"] > 0
