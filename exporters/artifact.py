@@ -34,7 +34,7 @@ from trainers.data import load_dataset
 
 MANIFEST = "manifest.json"
 EVAL_DATA = "eval.npz"
-EXPORTER_VERSION = 1
+EXPORTER_VERSION = 2  # 2: FLOP counts in manifests, Core ML stores LCS masks sparse
 MODEL_FILES = {"onnx": "model.onnx", "coreml": "model.mlpackage", "mlx": "model.mlxfn", "torch": "model.safetensors"}
 
 
