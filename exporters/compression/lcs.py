@@ -5,6 +5,8 @@ alpha 1 is dense, 0.025 keeps 2.5 % per layer, the first conv stays dense) and n
 BatchNorm models (Learning Subspaces) get their running statistics recalibrated at alpha on the training split;
 GroupNorm models (LCS) need no recalibration, by design. Any exporter then exports the plain model unchanged;
 the manifest's `sparsity` is the fraction of zero conv/linear weights of the baked model.
+Width checkpoints bake a narrower plain model (the first ceil(f C) filters, f = 0.25 + 0.75 alpha; its args carry
+the narrower channels); bits checkpoints bake fp32 weights on the bits(alpha) grid (3..8 bits, in `args.bits`).
 """
 
 from __future__ import annotations

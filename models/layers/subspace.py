@@ -7,6 +7,9 @@ simplex [w0 .. w_{n-1}]. `alpha` is a float for line/Bezier and a length-n weigh
 
 LCS unstructured sparsity: a conv/linear layer with `keep < 1` multiplies w(alpha) by a per-layer magnitude
 top-k mask computed without gradient, so pruned weights get zero gradient; `sparsify=False` exempts a layer.
+LCS structured width: a conv with `width < 1` uses its first ceil(width * C_out) filters (`slim=False` exempts a
+layer, e.g. the classifier); conv/linear/instance-norm layers use as many input channels as they receive.
+LCS quantized: `bits > 0` fake-quantizes w(alpha) per layer (signed [-2^{b-1}, 2^{b-1}-1], straight-through).
 """
 
 from __future__ import annotations
@@ -42,6 +45,19 @@ def n_points_for(kind: str, n_points: int | None = None) -> int:
     return {"point": 1, "line": 2, "bezier": 3}.get(kind, n_points or 3)
 
 
+def fake_quant(w: torch.Tensor, bits: int) -> torch.Tensor:
+    """Symmetric per-layer fake quantization to `bits` (scale max|w| / (2^{b-1} - 1)), straight-through gradient."""
+    qmax = 2 ** (bits - 1) - 1
+    scale = w.detach().abs().max().clamp_min(1e-12) / qmax
+    q = torch.clamp(torch.round(w / scale), -qmax - 1, qmax) * scale
+    return w + (q - w).detach() if w.requires_grad else q  # exact grid values when baking
+
+
+def slim_channels(c: int, width: float) -> int:
+    """The first ceil(width * c) filters (at least one)."""
+    return max(1, min(c, math.ceil(width * c - 1e-9)))
+
+
 def topk_mask(w: torch.Tensor, keep: float) -> torch.Tensor:
     """Per-layer magnitude mask keeping round(keep * numel) weights (at least one); no gradient."""
     with torch.no_grad():
@@ -62,6 +78,9 @@ class SubspaceMixin:
     alpha: Any
     keep: float = 1.0
     sparsify: bool = True
+    width: float = 1.0   # LCS width: fraction of output filters used
+    slim: bool = True    # False: width never applies (the classifier)
+    bits: int = 0        # LCS quantized: weight bit width (0: float)
 
     def _init_points(self, kind: str, n_points: int | None) -> None:
         self.subspace_kind = kind
@@ -90,8 +109,10 @@ class SubspaceMixin:
         return sum(c * p for c, p in zip(coeffs, pts))
 
     def sparse_weight(self) -> torch.Tensor:
+        """w(alpha), top-k masked when keep < 1 and fake-quantized when bits > 0."""
         w = self.at("weight")
-        return w * topk_mask(w, self.keep) if self.sparsify and self.keep < 1.0 else w
+        w = w * topk_mask(w, self.keep) if self.sparsify and self.keep < 1.0 else w
+        return fake_quant(w, self.bits) if self.bits else w
 
     def extra_repr(self) -> str:  # type: ignore[override]
         return f"{super().extra_repr()}, subspace={self.subspace_kind}x{self.n_points}"
@@ -115,7 +136,13 @@ class SubspaceConv2d(_WeightedInit, nn.Conv2d):
         self._init_points(kind, n_points)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self._conv_forward(x, self.sparse_weight(), self.at("bias"))
+        w, b = self.sparse_weight(), self.at("bias")
+        if self.slim and self.width < 1.0:
+            n = slim_channels(self.out_channels, self.width)
+            w, b = w[:n], None if b is None else b[:n]
+        if x.shape[1] != w.shape[1] * self.groups:
+            w = w[:, : x.shape[1] // self.groups]
+        return self._conv_forward(x, w, b)
 
 
 class SubspaceLinear(_WeightedInit, nn.Linear):
@@ -124,7 +151,8 @@ class SubspaceLinear(_WeightedInit, nn.Linear):
         self._init_points(kind, n_points)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.linear(x, self.sparse_weight(), self.at("bias"))
+        w = self.sparse_weight()
+        return F.linear(x, w if x.shape[-1] == w.shape[1] else w[:, : x.shape[-1]], self.at("bias"))
 
 
 class SubspaceGroupNorm(SubspaceMixin, nn.GroupNorm):
@@ -162,7 +190,9 @@ class SubspaceInstanceNorm2d(SubspaceMixin, nn.InstanceNorm2d):
         self._init_points(kind, n_points)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.instance_norm(x, self.running_mean, self.running_var, self.at("weight"), self.at("bias"),
+        c = x.shape[1]  # LCS width: the first c channels
+        rm, rv = (None, None) if self.running_mean is None else (self.running_mean[:c], self.running_var[:c])
+        return F.instance_norm(x, rm, rv, self.at("weight")[:c], self.at("bias")[:c],
                                self.training or not self.track_running_stats, self.momentum or 0.0, self.eps)
 
 
@@ -194,19 +224,21 @@ def _replace(model: nn.Module, make) -> nn.Module:
     return model
 
 
-def to_subspace(model: nn.Module, kind: str = "line", n_points: int | None = None) -> nn.Module:
-    """Swap every conv/linear/affine norm for its subspace twin in place, keeping attribute names; the plain
-    weights become point 0 (the other points are initialised independently)."""
+def to_subspace(model: nn.Module, kind: str = "line", n_points: int | None = None,
+                only: tuple[type, ...] | None = None) -> nn.Module:
+    """Swap every conv/linear/affine norm (or only layers of the `only` types) for its subspace twin in place,
+    keeping attribute names; the plain weights become point 0 (the other points are initialised independently)."""
     if kind not in KINDS:
         raise ValueError(f"unknown subspace kind {kind!r}; use one of {KINDS}")
 
     def make(child: nn.Module) -> nn.Module | None:
-        if isinstance(child, SubspaceMixin):
+        if isinstance(child, SubspaceMixin) or (only is not None and not isinstance(child, only)):
             return None
         twin = _twin(child, kind, n_points)
         if twin is not None:
             twin.load_state_dict(child.state_dict(), strict=False)
             twin.sparsify = getattr(child, "sparsify", True)
+            twin.slim = getattr(child, "slim", True)
         return twin
 
     return _replace(model, make)
@@ -223,7 +255,7 @@ def _plain(m: SubspaceMixin) -> nn.Module:
         if name in m._parameters:
             value = m.sparse_weight() if name == "weight" and isinstance(m, (nn.Conv2d, nn.Linear)) else m.at(name)
             plain._parameters[name] = None if value is None else nn.Parameter(value.detach().clone())
-    for key in ("subspace_kind", "n_points", "alpha", "keep"):
+    for key in ("subspace_kind", "n_points", "alpha", "keep", "width", "slim", "bits"):
         plain.__dict__.pop(key, None)
     return plain
 
@@ -245,19 +277,24 @@ def is_subspace(model: nn.Module) -> bool:
 class set_alpha:
     """Set alpha on every subspace layer now; as a context manager, restore the previous values on exit."""
 
-    def __init__(self, model: nn.Module, alpha: Any, keep: float | None = None) -> None:
-        self.saved = [(m, m.alpha, m.keep) for m in subspace_layers(model)]
+    def __init__(self, model: nn.Module, alpha: Any, keep: float | None = None, width: float | None = None,
+                 bits: int | None = None) -> None:
+        self.saved = [(m, m.alpha, m.keep, m.width, m.bits) for m in subspace_layers(model)]
         for m in subspace_layers(model):
             m.alpha = alpha
             if keep is not None:
                 m.keep = keep
+            if width is not None:
+                m.width = width
+            if bits is not None:
+                m.bits = bits
 
     def __enter__(self) -> "set_alpha":
         return self
 
     def __exit__(self, *exc: Any) -> None:
-        for m, alpha, keep in self.saved:
-            m.alpha, m.keep = alpha, keep
+        for m, alpha, keep, width, bits in self.saved:
+            m.alpha, m.keep, m.width, m.bits = alpha, keep, width, bits
 
 
 def cos2(model: nn.Module, i: int = 0, j: int = 1, types: Sequence[type] = (nn.Conv2d, nn.Linear)) -> torch.Tensor:
