@@ -1,65 +1,120 @@
-"""`edgezoo lm ...`: the default LM pipeline (OpenELM byte LM on pydoc text). Heavy imports inside commands."""
+"""`edgezoo lm ...`: the language-model pipeline (OpenELM byte LM on pydoc text). Heavy imports inside commands."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import List, Optional
 
 import typer
 
+from models.errors import EdgeZooError
+
 app = typer.Typer(help="Language-model pipeline: train, export, profile, run (OpenELM byte LM).", no_args_is_help=True)
-WS = Path("edgezoo-workspace")
+WorkspaceOpt = typer.Option(None, "--workspace", "-w", envvar="EDGEZOO_WORKSPACE",
+                            help="workspace folder (default ./edgezoo-workspace)")
 
 
-@app.command("train")
-def train(recipe: str = typer.Argument("openelm_default"), out: Path = typer.Option(WS / "zoo" / "openelm"),
-          set_: list[str] = typer.Option([], "--set", help="recipe override key=value")) -> None:
-    """Train a byte-level OpenELM (val bpb / perplexity every eval_every steps; unigram baseline reported)."""
+def _ws(workspace: Optional[Path]):
+    from app.workspace import Workspace
+
+    return Workspace.resolve(workspace)
+
+
+def _fail(err: Exception) -> None:
+    typer.echo(f"error: {err}", err=True)
+    raise typer.Exit(2)
+
+
+def train_lm_checkpoint(recipe: str, out: Path, sets: List[str]) -> dict:
     from trainers.openelm.recipe import load_lm_recipe
     from trainers.openelm.train import train_lm
 
-    m = train_lm(load_lm_recipe(recipe, set_), out)
+    m = train_lm(load_lm_recipe(recipe, sets), out)
     typer.echo(f"val bpb {m['val_bpb']:.4f} (best {m['best_val_bpb']:.4f}) vs unigram {m['unigram_bpb']:.4f} -> {out}")
+    return m
 
 
-@app.command("export")
-def export(ckpt: Path, fmt: str = typer.Option("onnx", help="torch | onnx | mlx"),
-           compression: str = typer.Option("none", help="none | int8 | int4 | seedlm3 | seedlm4"),
-           out: Path = typer.Option(None)) -> None:
-    """Export an LM checkpoint (ONNX prefill+decode graphs with explicit KV cache, mlx-lm folder, or torch)."""
+def export_lm_artifact(ckpt: Path, fmt: str, compression: str, out: Path) -> Path:
     from exporters.lm.artifact import export_lm
 
-    out = out or WS / "artifacts" / f"openelm-{fmt}-{compression}"
-    typer.echo(str(export_lm(ckpt, fmt, compression, out)))
+    path = export_lm(ckpt, fmt, compression, out)
+    typer.echo(str(path))
+    return path
 
 
-@app.command("profile")
-def profile(artifact: Path, runtime: str = typer.Option(None), threads: int = 2,
-            db: Path = typer.Option(WS / "results.db")) -> None:
-    """bpb, time to first token, prefill/decode tokens/s, peak memory in a fresh child; stored as a record."""
+def profile_lm_artifact(artifact: Path, runtime: Optional[str], threads: int, store) -> dict:
     from profiles.lm_measure import measure_lm
-    from profiles.store import Store
 
     r = measure_lm(artifact, runtime, threads)
-    Store(db).add(r)
+    store.add(r)
     if r["status"] != "ok":
-        typer.echo(f"failed: {r.get('error_class')}: {r.get('error_message')}")
-        raise typer.Exit(1)
+        typer.echo(f"error: {artifact}: {r.get('error_class')}: {r.get('error_message')}", err=True)
+        return r
     typer.echo(f"{r['runtime']}: bpb {r['accuracy']['value']:.4f}  TTFT {r['ttft_s'] * 1e3:.1f} ms  "
                f"prefill {r['prefill_tokens_per_s']:.0f} tok/s  decode {r['decode_tokens_per_s']:.0f} tok/s  "
                f"peak RSS {r['memory']['peak_rss_bytes'] / 2**20:.0f} MiB")
+    return r
+
+
+@app.command("train")
+def train(recipe: str = typer.Argument("openelm_default", help="LM recipe name or YAML path"),
+          out: Optional[Path] = typer.Option(None, "--out", "-o", help="checkpoint folder (default WORKSPACE/zoo/openelm)"),
+          sets: List[str] = typer.Option([], "--set", help="recipe override key=value"),
+          workspace: Optional[Path] = WorkspaceOpt) -> None:
+    """Train a byte-level OpenELM (val bpb / perplexity every eval_every steps; unigram baseline reported)."""
+    try:
+        train_lm_checkpoint(recipe, out or _ws(workspace).zoo / "openelm", sets)
+    except EdgeZooError as e:
+        _fail(e)
+
+
+@app.command("export")
+def export(ckpt: Path = typer.Argument(..., help="LM checkpoint folder"),
+           fmt: str = typer.Option("onnx", "--format", "-f", help="torch | onnx | mlx"),
+           compression: str = typer.Option("none", "--compress", "-c", help="none | int8 | int4 | seedlm3 | seedlm4"),
+           out: Optional[Path] = typer.Option(None, "--out", "-o"),
+           workspace: Optional[Path] = WorkspaceOpt) -> None:
+    """Export an LM checkpoint (ONNX prefill+decode graphs with explicit KV cache, mlx-lm folder, or torch)."""
+    try:
+        export_lm_artifact(ckpt, fmt, compression, out or _ws(workspace).artifacts / f"openelm-{fmt}-{compression}")
+    except EdgeZooError as e:
+        _fail(e)
+
+
+@app.command("profile")
+def profile(artifact: Path = typer.Argument(..., help="LM artifact folder made by `edgezoo lm export`"),
+            runtime: Optional[str] = typer.Option(None, "--runtime"),
+            threads: int = typer.Option(2, "--threads", "-t"),
+            workspace: Optional[Path] = WorkspaceOpt) -> None:
+    """bpb, time to first token, prefill/decode tokens/s, peak memory in a fresh child; stored as a record."""
+    try:
+        r = profile_lm_artifact(artifact, runtime, threads, _ws(workspace).store())
+    except EdgeZooError as e:
+        _fail(e)
+    if r["status"] != "ok":
+        raise typer.Exit(1)
 
 
 @app.command("run")
-def run(recipe: str = "openelm_default", formats: str = "torch,onnx,mlx", compressions: str = "none,int4,seedlm4") -> None:
+def run(recipe: str = typer.Option("openelm_default", "--recipe"),
+        formats: str = typer.Option("torch,onnx,mlx", "--formats"),
+        compressions: str = typer.Option("none,int4,seedlm4", "--compressions"),
+        workspace: Optional[Path] = WorkspaceOpt) -> None:
     """The default LM pipeline: train -> export every (format, compression) -> profile each into the store."""
-    ckpt = WS / "zoo" / "openelm"
-    if not (ckpt / "card.json").exists():
-        train(recipe, ckpt, [])
-    for fmt in formats.split(","):
-        for comp in compressions.split(","):
-            out = WS / "artifacts" / f"openelm-{fmt}-{comp}"
-            export(ckpt, fmt, comp, out)
-            profile(out, None, 2, WS / "results.db")
+    ws = _ws(workspace)
+    ckpt = ws.zoo / f"openelm-{Path(recipe).stem}"
+    try:
+        if not (ckpt / "card.json").exists():
+            train_lm_checkpoint(recipe, ckpt, [])
+        store, failed = ws.store(), False
+        for fmt in formats.split(","):
+            for comp in compressions.split(","):
+                out = export_lm_artifact(ckpt, fmt, comp, ws.artifacts / f"{ckpt.name}-{fmt}-{comp}")
+                failed |= profile_lm_artifact(out, None, 2, store)["status"] != "ok"
+    except EdgeZooError as e:
+        _fail(e)
+    if failed:
+        raise typer.Exit(1)
 
 
 @app.command("generate")
@@ -72,6 +127,9 @@ def gen(ckpt: Path, prompt: str = "def ", tokens: int = 80, temperature: float =
     from models.openelm import generate
     from trainers.text import decode, encode
 
-    model, _ = checkpoint.load(ckpt)
+    try:
+        model, _ = checkpoint.load(ckpt)
+    except EdgeZooError as e:
+        _fail(e)
     out = generate(model, torch.tensor([encode(prompt)]), tokens, temperature, top_k, top_p, seed)
     typer.echo(prompt + decode(out[0]))
