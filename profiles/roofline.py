@@ -20,11 +20,14 @@ Activation bytes are counted at fp32 even for fp16 runs, which overstates that t
 from __future__ import annotations
 
 import statistics
-from typing import Any, Iterable
+from typing import TYPE_CHECKING, Any, Iterable
 
 from profiles.catalog import Device
 
 # torch is imported inside model_cost only: the dashboard imports this module and must start without torch.
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
 
 def model_cost(model: "nn.Module", inputs: tuple["torch.Tensor", ...]) -> dict[str, int]:
     """{"flops", "activation_bytes"} of one forward pass of `model` on `inputs` (fp32 activations)."""

@@ -7,7 +7,7 @@ import os
 import random
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -45,19 +45,37 @@ def evaluate(model: nn.Module, x: np.ndarray, y: np.ndarray, batch: int = 512) -
             "loss": nn.functional.cross_entropy(logits, target).item(), "n": len(y)}
 
 
-def finetune(model: nn.Module, split, epochs: int, lr: float = 1e-3, batch_size: int = 64, seed: int = 0) -> None:
-    """A short AdamW fine-tune on a data split (x, y arrays), e.g. after pruning; leaves the model in eval mode."""
-    seed_everything(seed)
+LossFn = Callable[[int, int, torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+def fit_split(model: nn.Module, split, opt: torch.optim.Optimizer, epochs: int, batch_size: int, seed: int,
+              loss_fn: LossFn | None = None, cosine: bool = True) -> nn.Module:
+    """Single-process minibatch training over a data split (x, y arrays): the step shared by fine-tuning and the
+    paper trainers. `loss_fn(step, total_steps, xb, yb)` defaults to cross-entropy; cosine LR decay over all
+    steps unless `cosine=False`. Returns the model in eval mode."""
     loader = DataLoader(TensorDataset(torch.from_numpy(split.x), torch.from_numpy(split.y)), batch_size=batch_size,
                         shuffle=True, generator=torch.Generator().manual_seed(seed))
-    opt = torch.optim.AdamW(model.parameters(), lr=lr)
+    total = epochs * len(loader)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, total) if cosine else None
+    loss_fn = loss_fn or (lambda _step, _total, xb, yb: nn.functional.cross_entropy(model(xb), yb))
     model.train()
+    step = 0
     for _ in range(epochs):
         for xb, yb in loader:
+            loss = loss_fn(step, total, xb, yb)
             opt.zero_grad(set_to_none=True)
-            nn.functional.cross_entropy(model(xb), yb).backward()
+            loss.backward()
             opt.step()
-    model.eval()
+            if sched is not None:
+                sched.step()
+            step += 1
+    return model.eval()
+
+
+def finetune(model: nn.Module, split, epochs: int, lr: float = 1e-3, batch_size: int = 64, seed: int = 0) -> None:
+    """A short AdamW fine-tune at a constant LR, e.g. after pruning; leaves the model in eval mode."""
+    seed_everything(seed)
+    fit_split(model, split, torch.optim.AdamW(model.parameters(), lr=lr), epochs, batch_size, seed, cosine=False)
 
 
 def _optimizer(recipe: Recipe, model: nn.Module) -> torch.optim.Optimizer:

@@ -29,7 +29,6 @@ import numpy as np
 import torch
 import yaml
 from torch import nn
-from torch.utils.data import DataLoader, TensorDataset
 
 from models import checkpoint
 from models.errors import RecipeError
@@ -37,7 +36,7 @@ from models.layers.subspace import cos2
 from models.lcs_cnn import BIT_ALPHAS, COMPRESSIONS, LCS_MIN_ALPHA, LCSCNN, lcs_bits, set_level
 from models.registry import build
 from trainers.data import ImageDataset, load_dataset
-from trainers.loop import seed_everything
+from trainers.loop import fit_split, seed_everything
 
 ARMS = ("lcs_l", "lcs_p", "indep")
 SPARSITY_GRID = (0.0, 0.5, 0.8, 0.9, 0.95, 0.975)
@@ -127,28 +126,21 @@ def fit(recipe: LCSRecipe, data: ImageDataset | None = None) -> LCSCNN:
     seed_everything(recipe.seed)
     data = data or load_dataset(recipe.dataset)
     model = build("lcs_cnn", recipe.model_args())
-    loader = DataLoader(TensorDataset(torch.from_numpy(data.train.x), torch.from_numpy(data.train.y)),
-                        batch_size=recipe.batch_size, shuffle=True, generator=torch.Generator().manual_seed(recipe.seed))
-    total = recipe.epochs * len(loader)
     opt = torch.optim.Adam(model.parameters(), lr=recipe.lr)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, total)
-    rng, step = random.Random(recipe.seed), 0
-    model.train()
-    for _ in range(recipe.epochs):
-        for xb, yb in loader:
-            warm = df(step, total, recipe.warm_fraction)
-            loss = torch.zeros(())
-            for alpha in step_alphas(recipe, rng, warm):
-                # LCS+P is dense during warmup: its kept fraction ignores df; the others phase sparsity in
-                set_level(model, alpha, 0.0 if recipe.arm == "lcs_p" else warm)
-                loss = loss + nn.functional.cross_entropy(model(xb), yb)
-            if recipe.arm == "lcs_l" and recipe.beta and recipe.compression != "width":
-                loss = loss + recipe.beta * cos2(model, 0, 1)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
-            step += 1
+    rng = random.Random(recipe.seed)
+
+    def loss_fn(step: int, total: int, xb: torch.Tensor, yb: torch.Tensor) -> torch.Tensor:
+        warm = df(step, total, recipe.warm_fraction)
+        loss = torch.zeros(())
+        for alpha in step_alphas(recipe, rng, warm):
+            # LCS+P is dense during warmup: its kept fraction ignores df; the others phase sparsity in
+            set_level(model, alpha, 0.0 if recipe.arm == "lcs_p" else warm)
+            loss = loss + nn.functional.cross_entropy(model(xb), yb)
+        if recipe.arm == "lcs_l" and recipe.beta and recipe.compression != "width":
+            loss = loss + recipe.beta * cos2(model, 0, 1)
+        return loss
+
+    fit_split(model, data.train, opt, recipe.epochs, recipe.batch_size, recipe.seed, loss_fn)
     return model.eval()
 
 

@@ -7,7 +7,6 @@ their verdicts say nothing about the papers and are labelled so.
 from __future__ import annotations
 
 import copy
-import dataclasses
 from typing import Any
 
 import torch

@@ -20,7 +20,6 @@ import numpy as np
 import torch
 import yaml
 from torch import nn
-from torch.utils.data import DataLoader, TensorDataset
 
 from models import checkpoint
 from models.errors import RecipeError
@@ -28,7 +27,7 @@ from models.layers.subspace import cos2, recalibrate_bn, set_alpha
 from models.lcs_cnn import LCSCNN
 from models.registry import build
 from trainers.data import ImageDataset, Split, load_dataset
-from trainers.loop import seed_everything
+from trainers.loop import fit_split, seed_everything
 
 
 @dataclass
@@ -86,20 +85,14 @@ def fit(recipe: SubspaceRecipe, split: Split) -> LCSCNN:
     torch.set_num_threads(recipe.threads)
     seed_everything(recipe.seed)
     model = build("lcs_cnn", recipe.model_args())
-    loader = DataLoader(TensorDataset(torch.from_numpy(split.x), torch.from_numpy(split.y)), batch_size=recipe.batch_size,
-                        shuffle=True, generator=torch.Generator().manual_seed(recipe.seed))
     opt = torch.optim.SGD(model.parameters(), lr=recipe.lr, momentum=0.9, weight_decay=recipe.weight_decay)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, recipe.epochs * len(loader))
     rng = random.Random(recipe.seed)
     n = model.features[0].n_points if recipe.subspace != "none" else 1
-    model.train()
-    for _ in range(recipe.epochs):
-        for xb, yb in loader:
-            loss = nn.functional.cross_entropy(model(xb), yb) if n == 1 else _subspace_loss(model, xb, yb, recipe, rng, n)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
+
+    def loss_fn(_step: int, _total: int, xb: torch.Tensor, yb: torch.Tensor) -> torch.Tensor:
+        return nn.functional.cross_entropy(model(xb), yb) if n == 1 else _subspace_loss(model, xb, yb, recipe, rng, n)
+
+    fit_split(model, split, opt, recipe.epochs, recipe.batch_size, recipe.seed, loss_fn)
     return model.eval()
 
 
