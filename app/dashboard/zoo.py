@@ -50,9 +50,10 @@ def _json(text: str) -> dict[str, Any]:
 
 
 def claim_rows(all_claims: pd.DataFrame | None, ckpt: Path, card: dict[str, Any]) -> pd.DataFrame | None:
-    """Claim checks about this checkpoint's paper (matched on paper key = model, recipe, arXiv id or title)."""
+    """Claim checks about this checkpoint's paper (matched on the card's paper key, model, recipe, arXiv id or title)."""
     if all_claims is None:
         return None
     paper = card.get("paper") or {}
-    keys = {str(v).lower() for v in (card.get("model"), ckpt.name, paper.get("arxiv"), paper.get("title")) if v}
+    keys = {str(v).lower() for v in (paper.get("key"), card.get("model"), ckpt.name, paper.get("arxiv"),
+                                     paper.get("title")) if v}
     return all_claims[all_claims["paper"].astype(str).str.lower().isin(keys)]
