@@ -55,19 +55,21 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
     return data
 
 
-def resolve_path(name_or_path: str | Path) -> Path:
+def resolve_path(name_or_path: str | Path, config_dir: Path = CONFIG_DIR) -> Path:
     p = Path(name_or_path)
     if p.exists():
         return p
-    bundled = CONFIG_DIR / f"{name_or_path}.yaml"
+    bundled = config_dir / f"{name_or_path}.yaml"
     if bundled.exists():
         return bundled
-    available = ", ".join(sorted(q.stem for q in CONFIG_DIR.glob("*.yaml")))
+    available = ", ".join(sorted(q.stem for q in config_dir.glob("*.yaml")))
     raise RecipeError(f"recipe {name_or_path} not found", f"pass a YAML path or one of: {available}")
 
 
-def load_recipe(name_or_path: str | Path, overrides: list[str] | None = None) -> Recipe:
-    path = resolve_path(name_or_path)
+def read_recipe_yaml(name_or_path: str | Path, overrides: list[str] | None = None,
+                     config_dir: Path = CONFIG_DIR) -> tuple[dict[str, Any], Path]:
+    """A recipe file (path or bundled name) as a mapping, `name` defaulting to the file stem, overrides applied."""
+    path = resolve_path(name_or_path, config_dir)
     try:
         data = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as e:
@@ -75,19 +77,28 @@ def load_recipe(name_or_path: str | Path, overrides: list[str] | None = None) ->
     if not isinstance(data, dict):
         raise RecipeError(f"recipe {path} is not a mapping", "write the recipe as key: value lines")
     data.setdefault("name", path.stem)
-    data = apply_overrides(data, overrides or [])
-    return recipe_from_dict(data, str(path))
+    return apply_overrides(data, overrides or []), path
 
 
-def recipe_from_dict(data: dict[str, Any], where: str = "recipe") -> Recipe:
-    known = {f.name for f in dataclasses.fields(Recipe)}
+def strict_fields(cls: type, data: dict[str, Any], where: str) -> Any:
+    """cls(**data) for a recipe dataclass, with unknown keys an error rather than a silent default."""
+    known = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(data) - known)
     if unknown:
         raise RecipeError(f"{where}: unknown keys {unknown}", f"use only: {', '.join(sorted(known))}")
     try:
-        recipe = Recipe(**data)
+        return cls(**data)
     except TypeError as e:
-        raise RecipeError(f"{where}: {e}", "add the missing keys (name, model)") from None
+        raise RecipeError(f"{where}: {e}", "add the missing keys") from None
+
+
+def load_recipe(name_or_path: str | Path, overrides: list[str] | None = None) -> Recipe:
+    data, path = read_recipe_yaml(name_or_path, overrides)
+    return recipe_from_dict(data, str(path))
+
+
+def recipe_from_dict(data: dict[str, Any], where: str = "recipe") -> Recipe:
+    recipe = strict_fields(Recipe, data, where)
     from models.registry import args_from_dict, get
 
     try:

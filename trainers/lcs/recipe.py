@@ -37,6 +37,7 @@ from models.lcs_cnn import BIT_ALPHAS, COMPRESSIONS, LCS_MIN_ALPHA, LCSCNN, lcs_
 from models.registry import build
 from trainers.data import ImageDataset, load_dataset
 from trainers.loop import fit_split, seed_everything
+from trainers.recipe import strict_fields
 
 ARMS = ("lcs_l", "lcs_p", "indep")
 SPARSITY_GRID = (0.0, 0.5, 0.8, 0.9, 0.95, 0.975)
@@ -75,11 +76,7 @@ def load_recipe(path: str | Path, overrides: dict[str, Any] | None = None) -> LC
 
 
 def recipe_from_dict(data: dict[str, Any], where: str = "lcs recipe") -> LCSRecipe:
-    known = {f.name for f in dataclasses.fields(LCSRecipe)}
-    unknown = sorted(set(data) - known)
-    if unknown:
-        raise RecipeError(f"{where}: unknown keys {unknown}", f"use only: {', '.join(sorted(known))}")
-    recipe = LCSRecipe(**data)
+    recipe = strict_fields(LCSRecipe, data, where)
     if recipe.arm not in ARMS:
         raise RecipeError(f"{where}: arm {recipe.arm!r} is unknown", f"use one of {', '.join(ARMS)}")
     if recipe.compression not in COMPRESSIONS:

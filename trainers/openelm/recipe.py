@@ -9,11 +9,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
 
 from models.errors import RecipeError
 from models.openelm import ModelArgs
-from trainers.recipe import apply_overrides
+from trainers.recipe import read_recipe_yaml, strict_fields
 
 CONFIG_DIR = Path(__file__).parent / "configs"
 PRESETS = {"layerwise": ModelArgs, "isotropic": ModelArgs.isotropic, "tiny": ModelArgs.tiny}
@@ -54,21 +53,9 @@ class LMRecipe:
 
 
 def recipe_from_dict(data: dict[str, Any], where: str = "recipe") -> LMRecipe:
-    known = {f.name for f in dataclasses.fields(LMRecipe)}
-    unknown = sorted(set(data) - known)
-    if unknown:
-        raise RecipeError(f"{where}: unknown keys {unknown}", f"use only {sorted(known)}")
-    return LMRecipe(**data)
+    return strict_fields(LMRecipe, data, where)
 
 
 def load_lm_recipe(name_or_path: str | Path, overrides: list[str] | None = None) -> LMRecipe:
-    p = Path(name_or_path)
-    path = p if p.exists() else CONFIG_DIR / f"{name_or_path}.yaml"
-    if not path.exists():
-        avail = ", ".join(sorted(q.stem for q in CONFIG_DIR.glob("*.yaml")))
-        raise RecipeError(f"LM recipe {name_or_path} not found", f"pass a YAML path or one of: {avail}")
-    data = yaml.safe_load(path.read_text()) or {}
-    if not isinstance(data, dict):
-        raise RecipeError(f"recipe {path} is not a mapping", "write the recipe as key: value lines")
-    data.setdefault("name", path.stem)
-    return recipe_from_dict(apply_overrides(data, overrides or []), str(path))
+    data, path = read_recipe_yaml(name_or_path, overrides, CONFIG_DIR)
+    return recipe_from_dict(data, str(path))

@@ -22,12 +22,12 @@ import yaml
 from torch import nn
 
 from models import checkpoint
-from models.errors import RecipeError
 from models.layers.subspace import cos2, recalibrate_bn, set_alpha
 from models.lcs_cnn import LCSCNN
 from models.registry import build
 from trainers.data import ImageDataset, Split, load_dataset
 from trainers.loop import fit_split, seed_everything
+from trainers.recipe import strict_fields
 
 
 @dataclass
@@ -53,11 +53,7 @@ class SubspaceRecipe:
 
 
 def recipe_from_dict(data: dict[str, Any], where: str = "subspace recipe") -> SubspaceRecipe:
-    known = {f.name for f in dataclasses.fields(SubspaceRecipe)}
-    unknown = sorted(set(data) - known)
-    if unknown:
-        raise RecipeError(f"{where}: unknown keys {unknown}", f"use only: {', '.join(sorted(known))}")
-    return SubspaceRecipe(**data)
+    return strict_fields(SubspaceRecipe, data, where)
 
 
 def train_split(data: ImageDataset, recipe: SubspaceRecipe) -> Split:
