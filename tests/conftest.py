@@ -31,3 +31,12 @@ def tiny_checkpoints(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path
 @pytest.fixture(scope="session")
 def tiny_checkpoint(tiny_checkpoints: dict[str, Path]) -> Path:
     return tiny_checkpoints["resnet"]
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _isolated_cache(tmp_path_factory: pytest.TempPathFactory):
+    """Claim models and SeedLM encodings go to a per-session cache, never the user's ~/.cache/edgezoo."""
+    mp = pytest.MonkeyPatch()
+    mp.setenv("EDGEZOO_CACHE", str(tmp_path_factory.mktemp("edgezoo-cache")))
+    yield
+    mp.undo()

@@ -6,7 +6,8 @@ Conventions recorded in every manifest (`SeedLMConfig.describe()`):
   fill V(s) row by row (C x P). U(s) = (V - 2^(K-1)) / (2^(K-1) - 1).
 - Coefficients t = U⁺ w (pseudo-inverses precomputed once by SVD in float64); 4-bit mantissas q in [-8, 7] and one
   4-bit exponent e in [-8, 7] with e = ceil(log2(max|t| / 7.5)) clamped (the card's fix of the paper's ambiguous
-  rule); t̂ = q * 2^e. The exhaustive search keeps the seed with the lowest ||w - U t̂||², ties -> lowest seed.
+  rule); t̂ = q * 2^e. The search keeps the seed with the lowest ||w - U t̂||² over all seeds, ties -> lowest seed
+  (computed exactly by branch and bound, `_search`; `_search_exhaustive` is the brute-force reference).
 - Blocks: a tensor is flattened row-major; a last partial block is zero-padded and counted in the bits.
 - Packing: per block one (K + 4 + 4P)-bit word [seed | exponent+8 | mantissas+8 ...], words concatenated into a
   bit stream. 4-bit: C=8, P=3, K=16 -> 32 bits/8 weights = 4.000; 3-bit: C=12, P=4 -> 36/12 = 3.000.
@@ -142,8 +143,8 @@ def dequant_coeffs(q: np.ndarray, e: np.ndarray) -> np.ndarray:
 # ----------------------------------------------------------------------------- encoder (the hot loop)
 
 
-def _search(w: np.ndarray, cfg: SeedLMConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """w (nb, C) -> best (seed, q, e) per block over all 2^K - 1 seeds, as batched matrix products."""
+def _search_exhaustive(w: np.ndarray, cfg: SeedLMConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Reference: quantized error of every seed for every block (M x nb x C work), lowest error, ties -> lowest seed."""
     u, pinv = seed_tables(cfg.block, cfg.coeffs, cfg.lfsr_bits)
     m = u.shape[0]
     t = (pinv.reshape(m * cfg.coeffs, cfg.block) @ w.T).reshape(m, cfg.coeffs, -1)  # (M, P, nb)
@@ -156,7 +157,50 @@ def _search(w: np.ndarray, cfg: SeedLMConfig) -> tuple[np.ndarray, np.ndarray, n
     return (best + 1).astype(np.int64), q[best, cols], e[best, cols]
 
 
-def encode_blocks(w: np.ndarray, cfg: SeedLMConfig, chunk: int = 32,
+@lru_cache(maxsize=4)
+def projection_table(c: int, p: int, k: int) -> torch.Tensor:
+    """Orthonormal bases Q(s) of span U(s), stacked as (M * P, C) so that ||Q(s)^T w||² for all seeds is one matmul."""
+    u, _ = seed_tables(c, p, k)
+    qmat = np.linalg.qr(u.astype(np.float64))[0]                                    # (M, C, P)
+    return torch.from_numpy(np.ascontiguousarray(qmat.transpose(0, 2, 1)).reshape(-1, c).astype(np.float32))
+
+
+def _quantized_errors(w: np.ndarray, idx: np.ndarray, cfg: SeedLMConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """w (nb, C), candidate seed rows idx (nb, K) -> squared errors (nb, K), mantissas (nb, K, P), exponents (nb, K)."""
+    u, pinv = seed_tables(cfg.block, cfg.coeffs, cfg.lfsr_bits)
+    t = np.einsum("nkpc,nc->nkp", pinv[idx], w)
+    q, e = quantize_coeffs(t, cfg)
+    recon = np.einsum("nkcp,nkp->nkc", u[idx], dequant_coeffs(q, e))
+    return ((recon - w[:, None]) ** 2).sum(-1), q, e
+
+
+def _search(w: np.ndarray, cfg: SeedLMConfig, k: int = 32) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """w (nb, C) -> the exhaustive search's (seed, q, e) per block, by branch and bound.
+
+    The unquantized least-squares residual ||w||² - ||Q(s)^T w||² of seed s lower-bounds its quantized error, and
+    all 2^K - 1 residuals come from one batched matmul (the hot loop). Only the k seeds with the smallest bound get
+    their coefficients quantized; a block whose k-th bound does not exceed its best quantized error (so an unexamined
+    seed could still win) falls back to the exhaustive search. Same result, ties included."""
+    m = 2 ** cfg.lfsr_bits - 1
+    proj = projection_table(cfg.block, cfg.coeffs, cfg.lfsr_bits)
+    wt = torch.from_numpy(np.ascontiguousarray(w.T))                                 # (C, nb)
+    captured = (proj @ wt).view(m, cfg.coeffs, -1).square().sum(1)                  # (M, nb)
+    bound = (wt.square().sum(0) - captured).T                                       # (nb, M)
+    lows, idx = bound.topk(k, dim=1, largest=False, sorted=True)
+    idx = idx.numpy()
+    err, q, e = _quantized_errors(w, idx, cfg)
+    order = np.lexsort((idx, err), axis=1)[:, 0]                                     # lowest error, then lowest seed
+    rows = np.arange(len(w))
+    best_err = err[rows, order]
+    seeds, qs, es = idx[rows, order] + 1, q[rows, order], e[rows, order]
+    unsure = lows[:, -1].numpy() <= best_err * (1 + 1e-4) + 1e-12                   # float32 slack on the bound
+    if unsure.any():
+        s2, q2, e2 = _search_exhaustive(np.ascontiguousarray(w[unsure]), cfg)
+        seeds[unsure], qs[unsure], es[unsure] = s2, q2, e2
+    return seeds.astype(np.int64), qs, es
+
+
+def encode_blocks(w: np.ndarray, cfg: SeedLMConfig, chunk: int = 256,
                   progress: Callable[[int, int], None] | None = None) -> dict[str, np.ndarray]:
     seeds, qs, es = [], [], []
     for i in range(0, len(w), chunk):

@@ -94,6 +94,23 @@ def test_search_is_exhaustive_optimum() -> None:
         assert enc["seeds"][b] == err.argmin() + 1
 
 
+@pytest.mark.parametrize("bits", [4, 3])
+def test_branch_and_bound_matches_exhaustive_search(bits: int) -> None:
+    """Same seeds and codes as the exhaustive reference; a different seed only where both errors tie in float32."""
+    cfg = S.SeedLMConfig.for_bits(bits)
+    rng = np.random.default_rng(2)
+    w = (rng.standard_normal((96, cfg.block)) * rng.uniform(0.01, 1.0, (96, 1))).astype(np.float32)
+    new = S._search(w, cfg, k=8)  # a small k also exercises the exhaustive fallback
+    ref = S._search_exhaustive(w, cfg)
+    u, _ = S.seed_tables(cfg.block, cfg.coeffs, cfg.lfsr_bits)
+
+    def err(seeds, q, e):
+        return ((np.einsum("ncp,np->nc", u[seeds - 1], S.dequant_coeffs(q, e)) - w) ** 2).sum(1)
+
+    np.testing.assert_allclose(err(*new), err(*ref), rtol=1e-5, atol=1e-9)
+    assert (new[0] == ref[0]).mean() >= 0.95
+
+
 def test_partial_block_is_padded_and_counted() -> None:
     cfg = S.SeedLMConfig.for_bits(4)
     t = S.encode_tensor(np.ones((3, 5), np.float32), cfg)  # 15 weights -> 2 blocks
