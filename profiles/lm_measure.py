@@ -2,7 +2,8 @@
 prefill and decode tokens/s, peak memory. `latency` holds the per-token decode samples (profiles/stats.summarize).
 
 Artifact folders (made by `exporters.lm.artifact.export_lm`) hold `lm_manifest.json` naming the format:
-torch (checkpoint folder), onnx (prefill/decode graphs), mlx (mlx-lm folder).
+torch (checkpoint folder), onnx (prefill/decode graphs), mlx (mlx-lm folder), coreml (stateful .mlpackage: macOS
+only; elsewhere the child records status "unavailable", as the vision path does).
 """
 
 from __future__ import annotations
@@ -21,10 +22,12 @@ from typing import Any, Callable
 import numpy as np
 
 from profiles import memory
+from profiles.runtimes.base import RuntimeUnavailable
 from profiles.stats import summarize
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
-RUNTIME_OF = {"torch": "torch", "onnx": "onnxruntime", "mlx": "mlx"}
+RUNTIME_OF = {"torch": "torch", "onnx": "onnxruntime", "mlx": "mlx", "coreml": "coreml"}
+COREML_UNAVAILABLE = "Core ML runs only on macOS 15+; this LM artifact was verified structurally (lm_manifest.json)"
 
 
 def _torch_step(folder: Path, threads: int):
@@ -67,7 +70,28 @@ def _mlx_step(folder: Path, threads: int):
     return step, mx.__version__
 
 
-LOADERS: dict[str, Callable] = {"torch": _torch_step, "onnxruntime": _onnx_step, "mlx": _mlx_step}
+def _coreml_step(folder: Path, threads: int):
+    """Batch-1 program: a multi-row call (the bpb windows) runs row by row, each from a fresh state. Core ML has
+    no thread setting (`threads` is recorded only)."""
+    if sys.platform != "darwin":
+        raise RuntimeUnavailable(COREML_UNAVAILABLE)
+    from exporters.coreml import _ct
+    from exporters.lm.coreml_lm import CoreMLLM
+
+    ct = _ct()
+    lm = CoreMLLM(folder / "coreml", "ALL")
+
+    def step(ids: np.ndarray, cache: Any):
+        if cache is None and len(ids) > 1:
+            return np.concatenate([lm.step(row[None], lm.new_state(), 0)[0] for row in ids]), None
+        state, past = cache if cache is not None else (lm.new_state(), 0)
+        logits, past = lm.step(ids, state, past)
+        return logits, (state, past)
+    return step, ct.__version__
+
+
+LOADERS: dict[str, Callable] = {"torch": _torch_step, "onnxruntime": _onnx_step, "mlx": _mlx_step,
+                                "coreml": _coreml_step}
 
 
 def _bpb(step, context: int, windows: int) -> dict[str, Any]:
@@ -138,6 +162,8 @@ def main() -> None:
     req = json.loads(Path(sys.argv[1]).read_text())
     try:
         res = child(req)
+    except RuntimeUnavailable as e:
+        res = {"status": "unavailable", "error_class": "RuntimeUnavailable", "error_message": str(e)}
     except Exception as e:  # a failure is a row, not a crash
         res = {"status": "failed", "error_class": e.__class__.__name__, "error_message": str(e)[:500],
                "traceback": traceback.format_exc()[-3000:]}

@@ -333,16 +333,22 @@ def _set(model: nn.Module, name: str, module: nn.Module) -> None:
 
 @torch.no_grad()
 def compress_seedlm_(model: nn.Module, bits: int = 4, names: list[str] | None = None, cache_dir: Path | None = None,
-                     reconstructed: bool = False) -> dict[str, Any]:
+                     reconstructed: bool = False, progress: bool = True) -> dict[str, Any]:
     """Replace block linears by SeedLMLinear (or, `reconstructed=True`, dense nn.Linear holding the decoded
     weights, for formats with no seed op). Returns honest accounting over the compressed tensors."""
+    from tqdm import tqdm
+
     cfg = SeedLMConfig.for_bits(bits)
     report: dict[str, Any] = {"config": cfg.describe(), "tensors": {}}
     total_bits = total_w = 0
-    for name in names if names is not None else seedlm_targets(model):
+    names = names if names is not None else seedlm_targets(model)
+    bar = tqdm(total=sum(model.get_submodule(n).weight.numel() for n in names), desc=f"SeedLM-{bits} encode",
+               unit="w", unit_scale=True, disable=not progress)
+    for name in names:
         lin = model.get_submodule(name)
         w = lin.weight.detach()
         t = encode_tensor(w, cfg, cache_dir)
+        bar.update(w.numel())
         dense = torch.from_numpy(t.decode())
         rel = float((dense - w).norm() / w.norm().clamp_min(1e-30))
         report["tensors"][name] = {"shape": list(t.shape), "bits_per_weight": t.bits_per_weight, "rel_error": rel}
@@ -351,6 +357,7 @@ def compress_seedlm_(model: nn.Module, bits: int = 4, names: list[str] | None = 
             lin.weight.copy_(dense)
         else:
             _set(model, name, SeedLMLinear(t))
+    bar.close()
     report.update(bits_per_weight=total_bits / max(total_w, 1), size_bytes=-(-total_bits // 8), weights=total_w,
                   runtime="regenerated from seeds" if not reconstructed else "reconstructed dense weights")
     return report

@@ -1,7 +1,8 @@
 """LM artifacts: checkpoint -> torch-level compression (none | int8 | int4 | seedlm3/4, group 32 RTN) -> format.
 
 SeedLM and the torch RTN specs are exported as reconstructed dense weights (no runtime has a seed op); the
-manifest records the packed bits/weight and says so. MLX int4/int8 use mlx-lm's own quantizer instead.
+manifest records the packed bits/weight and says so. MLX and Core ML int4/int8 use their own library's quantizer
+instead (mlx-lm's nn.quantize; coremltools.optimize.coreml.linear_quantize_weights on the converted program).
 """
 
 from __future__ import annotations
@@ -34,7 +35,8 @@ def export_lm(ckpt: Path, fmt: str, compression: str, out_dir: Path) -> Path:
     model, card = checkpoint.load(Path(ckpt))
     out_dir = Path(out_dir)
     native_mlx = fmt == "mlx" and compression in ("int8", "int4")
-    info = {"bits_per_weight": None} if native_mlx else compress_lm(model, compression)
+    native_coreml = fmt == "coreml" and compression in ("int8", "int4")
+    info = {"bits_per_weight": None} if native_mlx or native_coreml else compress_lm(model, compression)
     if fmt == "torch":
         checkpoint.save(model, out_dir / "checkpoint", {k: v for k, v in card.items()
                                                         if k not in ("model", "args", "paper", "task", "weights_sha256")})
@@ -48,8 +50,16 @@ def export_lm(ckpt: Path, fmt: str, compression: str, out_dir: Path) -> Path:
         info["export"] = export_mlx_lm(model, out_dir / "mlx", q_bits=int(compression[3:]) if native_mlx else None, q_group=32)
         if native_mlx:
             info["bits_per_weight"] = int(compression[3:]) + 32 / 32  # affine: fp16 scale + bias per group of 32
+    elif fmt == "coreml":
+        from exporters.lm.coreml_lm import export_coreml_lm
+
+        details = export_coreml_lm(model, out_dir / "coreml", quantize=compression if native_coreml else None)
+        info["verification"] = details.pop("verification")
+        info["export"] = details
+        if native_coreml:  # int8: + fp32 scale per output channel; int4: + fp32 scale per block of 32
+            info["bits_per_weight"] = details["bits_per_weight"]
     else:
-        raise ValueError(f"unknown LM format {fmt!r}: torch, onnx, mlx")
+        raise ValueError(f"unknown LM format {fmt!r}: torch, onnx, mlx, coreml")
     size = sum(f.stat().st_size for f in out_dir.rglob("*") if f.is_file())
     man = {"format": fmt, "compression": compression, "checkpoint": str(ckpt), "checkpoint_sha256": checkpoint_hash(ckpt),
            "size_bytes": size, **info}
