@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export EDGEZOO_WORKSPACE ?= $(CURDIR)/edgezoo-workspace
 
-.PHONY: setup run test test-slow test-macos bench clean
+.PHONY: setup run run-lm test test-slow test-macos bench clean
 
 $(STAMP): pyproject.toml
 	@# Debian's chromium drives the dashboard's browser test (Playwright never downloads a browser here);
@@ -22,6 +22,10 @@ setup: $(STAMP)
 
 run: setup
 	$(BIN)/edgezoo run
+
+# the language-model path: OpenELM byte LM x {fp32, int8, int4, SeedLM-4, SeedLM-3} x {torch, ONNX, MLX, Core ML}
+run-lm: setup
+	$(BIN)/edgezoo lm run --compressions none,int8,int4,seedlm4,seedlm3
 
 test: setup
 	$(BIN)/python -m pytest -q

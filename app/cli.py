@@ -198,11 +198,13 @@ def list_models() -> None:
 
 def _add_subcommands() -> None:
     """Command groups that live in their own modules (heavy imports stay inside their commands)."""
-    from app import cli_lm, cli_spin, cli_sweep
+    from app import cli_demo, cli_lm, cli_specdec, cli_spin, cli_sweep
 
     app.add_typer(cli_sweep.app, name="sweep")
     app.add_typer(cli_lm.app, name="lm")
     app.add_typer(cli_spin.app, name="spin")
+    app.add_typer(cli_specdec.app, name="specdec")
+    app.add_typer(cli_demo.app, name="demo")
 
 
 _add_subcommands()

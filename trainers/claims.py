@@ -20,6 +20,7 @@ REPRODUCERS: dict[str, str] = {
     "subspaces": "trainers.subspaces.claim:reproduce",  # Learning neural network subspaces (card 14)
     "openelm": "trainers.openelm.claim:reproduce_openelm",  # OpenELM layer-wise scaling (card 01)
     "seedlm": "trainers.openelm.claim:reproduce_seedlm",  # SeedLM seeds vs RTN at matched bits (card 03)
+    "quantspec": "trainers.quantspec.claim:reproduce",  # QuantSpec self-speculative decoding (card 02)
 }
 
 

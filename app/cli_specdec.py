@@ -1,0 +1,130 @@
+"""`edgezoo specdec ...`: QuantSpec self-speculative decoding of an OpenELM byte LM (benchmark, coloured generation)."""
+
+from __future__ import annotations
+
+import codecs
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from models.errors import EdgeZooError
+
+app = typer.Typer(help="QuantSpec self-speculative decoding: 4-bit draft + 8-bit-cache verifier of one byte LM.",
+                  no_args_is_help=True)
+WorkspaceOpt = typer.Option(None, "--workspace", "-w", envvar="EDGEZOO_WORKSPACE",
+                            help="workspace folder (default ./edgezoo-workspace)")
+STYLE = {"accepted": "green", "corrected": "bold red", "bonus": "bold blue", "plain": "white"}
+
+
+def _fail(err: Exception) -> None:
+    typer.echo(f"error: {err}", err=True)
+    raise typer.Exit(2)
+
+
+def _ints(text: str, what: str) -> list[int]:
+    try:
+        return [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise EdgeZooError(f"--{what} {text!r} is not a comma-separated list of integers", f"e.g. --{what} 2,4,6") from None
+
+
+def _load_lm(ckpt: Path):
+    from models import checkpoint
+    from models.errors import CheckpointError
+
+    model, card = checkpoint.load(ckpt)
+    if card.get("task") != "lm":
+        raise CheckpointError(f"{ckpt} is a {card.get('task')!r} checkpoint, not a language model",
+                              "pass an LM checkpoint made by `edgezoo lm train`")
+    return model
+
+
+def print_records(records: list[dict], title: str) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=title)
+    for h in ("mode", "context", "gamma", "acceptance", "alpha", "passes/token", "c", "analytic x", "tok/s spec",
+              "tok/s plain", "speed-up", "KV bytes (fp16)"):
+        table.add_column(h, justify="left" if h == "mode" else "right")
+    for r in records:
+        s = r["scenario"]
+        table.add_row(s["mode"], str(s["context"]), str(s["gamma"]), f"{r['acceptance_rate']:.3f}",
+                      f"{r['token_acceptance']:.3f}", f"{r['verify_passes_per_token']:.3f}", f"{r['cost_ratio']:.2f}",
+                      f"{r['analytic_speedup']:.2f}", f"{r['decode_tokens_per_s']:.0f}",
+                      f"{r['plain_decode_tokens_per_s']:.0f}", f"{r['speedup_vs_plain']:.2f}",
+                      f"{r['kv_cache_bytes']:,} ({r['kv_cache_bytes_fp16']:,})")
+    Console(width=200).print(table)
+
+
+@app.command("bench")
+def bench(ckpt: Path = typer.Argument(..., help="LM checkpoint folder"),
+          gammas: str = typer.Option("2,4,6", "--gammas", help="draft lengths"),
+          contexts: str = typer.Option("128,480", "--contexts", help="prompt lengths in bytes (validation text)"),
+          tokens: int = typer.Option(64, "--tokens", help="new tokens per prompt"),
+          prompts: int = typer.Option(3, "--prompts", help="prompts per context"),
+          modes: str = typer.Option("greedy", "--modes", help="greedy and/or sample (T = 1)"),
+          threads: int = typer.Option(1, "--threads", "-t"),
+          kv_group: int = typer.Option(32, "--kv-group", help="G: tokens per key group"),
+          residual: int = typer.Option(32, "--residual", help="R: full-precision buffer length (multiple of G)"),
+          workspace: Optional[Path] = WorkspaceOpt) -> None:
+    """Acceptance, verifier passes per token and decode tokens/s vs plain decoding; one store record per
+    (gamma, context, mode)."""
+    from app.workspace import Workspace
+    from profiles.specdec_measure import measure_specdec
+
+    try:
+        store = Workspace.resolve(workspace).store()
+        records = measure_specdec(ckpt, _ints(gammas, "gammas"), _ints(contexts, "contexts"), tokens, prompts,
+                                  [m.strip() for m in modes.split(",")], threads, kv_group, residual,
+                                  log=lambda s: typer.echo(s, err=True))
+    except EdgeZooError as e:
+        _fail(e)
+    for r in records:
+        store.add(r)
+    print_records(records, f"QuantSpec on {ckpt} ({threads} thread(s), stored in {store.path})")
+
+
+@app.command("generate")
+def generate(ckpt: Path = typer.Argument(..., help="LM checkpoint folder"),
+             prompt: str = typer.Option("def ", "--prompt", "-p"),
+             gamma: int = typer.Option(4, "--gamma", "-g", help="draft tokens per verifier pass"),
+             tokens: int = typer.Option(80, "--tokens", "-n"),
+             temperature: float = typer.Option(0.0, "--temperature", help="0 = greedy"),
+             top_k: int = typer.Option(0, "--top-k"), top_p: float = typer.Option(1.0, "--top-p"),
+             seed: int = typer.Option(0, "--seed"), threads: int = typer.Option(1, "--threads", "-t"),
+             kv_group: int = typer.Option(32, "--kv-group"), residual: int = typer.Option(32, "--residual")) -> None:
+    """Generate with self-speculation: green = accepted draft, red = verifier correction, blue = bonus."""
+    from rich.console import Console
+    from rich.text import Text
+
+    import torch
+
+    from models.speculative import QuantSpecDecoder
+    from trainers.text import encode
+
+    old = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        dec = QuantSpecDecoder(_load_lm(ckpt), kv_group=kv_group, residual=residual)
+        ids = encode(prompt)
+        if not ids:
+            raise EdgeZooError("empty prompt", "pass --prompt with at least one character")
+        events = list(dec.stream(ids, tokens, gamma, temperature, top_k, top_p, seed))
+    except EdgeZooError as e:
+        _fail(e)
+    finally:
+        torch.set_num_threads(old)
+    text = Text(prompt, style="dim")
+    utf8 = codecs.getincrementaldecoder("utf-8")(errors="replace")  # a multi-byte character takes its last byte's colour
+    for ev in events:
+        for tok, kind in zip(ev.tokens, ev.kinds):
+            text.append(utf8.decode(bytes([tok])), style=STYLE[kind])
+    console = Console(width=160)
+    console.print(text)
+    st = events[-1].stats if events else None
+    if st is not None:
+        console.print(f"[green]accepted[/green] {st.accepted}/{st.drafted} drafts ({st.acceptance_rate:.1%}), "
+                      f"[red]corrected[/red] {st.corrected}, verifier passes/token {st.verify_passes_per_token:.3f}, "
+                      f"{st.tokens_per_s:.0f} tok/s")

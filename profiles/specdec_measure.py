@@ -1,0 +1,145 @@
+"""QuantSpec decoding benchmark: acceptance, verifier passes per token and decode tokens/s of self-speculative
+decoding beside plain fp32 decoding on the same prompts, turned into store records (the LM record shape of
+profiles/lm_measure.py: one record per (gamma, context length, mode)).
+
+Runs in-process on the torch model (the decode loop is host code). On CPU a draft pass costs about as much as a
+verifier pass (fake-quantized weights are still fp32, and a small model is overhead-bound), so c ~ 1 and the
+measured speed-up is expected below 1 here: the paper's gain is bandwidth-bound decoding at 32k+ tokens on GPU.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+import torch
+
+from models.speculative import QuantSpecDecoder, SpecEvent, SpecStats, analytic_speedup
+from profiles.stats import summarize
+
+COMPRESSION = "quantspec-w4kv4/8"
+MODES = {"greedy": 0.0, "sample": 1.0}  # mode -> temperature
+
+
+def val_prompts(n: int, length: int, tail: int = 0) -> list[list[int]]:
+    """n windows of `length` (+ `tail` following) bytes, evenly spaced over the validation split."""
+    from trainers.text import load_text
+
+    val = load_text().val
+    span = length + tail
+    if span > len(val):
+        raise ValueError(f"validation split has {len(val)} bytes, need {span}")
+    starts = torch.linspace(0, len(val) - span, n).long().tolist()
+    return [val[s:s + span].tolist() for s in starts]
+
+
+def _drain(events: Iterator[SpecEvent]) -> tuple[SpecStats, list[float]]:
+    """Run a stream to its end; per-token latency samples (event wall time / tokens in the event)."""
+    stats, samples, last = SpecStats(), [], None
+    for ev in events:
+        now = ev.stats.seconds
+        dt = now - (ev.stats.prefill_seconds if last is None else last)
+        samples += [dt / len(ev.tokens)] * len(ev.tokens)
+        stats, last = ev.stats, now
+    return stats, samples
+
+
+def pooled(stats: list[SpecStats]) -> dict[str, Any]:
+    """Pool per-prompt stats: ratios of sums (tokens/s over all decode time, acceptance over all drafts)."""
+    tot = SpecStats(per_position_drafted=[0] * max((len(s.per_position_drafted) for s in stats), default=0))
+    tot.per_position_accepted = list(tot.per_position_drafted)
+    for s in stats:
+        for f in ("new_tokens", "drafted", "accepted", "verify_passes", "draft_passes", "seconds", "corrected",
+                  "prefill_seconds", "draft_seconds", "verify_seconds"):
+            setattr(tot, f, getattr(tot, f) + getattr(s, f))
+        for i, (d, a) in enumerate(zip(s.per_position_drafted, s.per_position_accepted)):
+            tot.per_position_drafted[i] += d
+            tot.per_position_accepted[i] += a
+    out = tot.to_dict()
+    out["per_position_acceptance"] = [a / d if d else math.nan
+                                      for a, d in zip(tot.per_position_accepted, tot.per_position_drafted)]
+    return out
+
+
+def compare_speed(dec: QuantSpecDecoder, prompts: list[list[int]], new_tokens: int, gamma: int,
+                  temperature: float = 0.0, seed: int = 0) -> dict[str, Any]:
+    """Plain and speculative decoding on each prompt, interleaved (load drift hits both alike)."""
+    spec, plain, lat = [], [], []
+    list(dec.stream(prompts[0][:8], 4, gamma, temperature, seed=seed))  # warm-up
+    list(dec.plain_stream(prompts[0][:8], 4, temperature, seed=seed))
+    for i, p in enumerate(prompts):
+        plain.append(_drain(dec.plain_stream(p, new_tokens, temperature, seed=seed + i))[0])
+        st, samples = _drain(dec.stream(p, new_tokens, gamma, temperature, seed=seed + i))
+        spec.append(st)
+        lat += samples
+    s, b = pooled(spec), pooled(plain)
+    alpha = s["token_acceptance"]
+    return {"spec": s, "plain": b, "latency": summarize(lat),
+            "speedup_vs_plain": s["decode_tokens_per_s"] / b["decode_tokens_per_s"],
+            "analytic_speedup": analytic_speedup(alpha, gamma, s["cost_ratio"]) if not math.isnan(alpha) else math.nan}
+
+
+def bench(model, gammas: list[int], contexts: list[int], new_tokens: int = 64, n_prompts: int = 3,
+          modes: Sequence[str] = ("greedy",), kv_group: int = 32, residual: int = 32, threads: int = 1,
+          log=lambda s: None) -> list[dict[str, Any]]:
+    """One row per (gamma, context, mode) with the speculative and plain figures."""
+    old = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        dec = QuantSpecDecoder(model, kv_group=kv_group, residual=residual)
+        rows = []
+        for ctx in contexts:
+            prompts = val_prompts(n_prompts, ctx)
+            for mode in modes:
+                for g in gammas:
+                    t0 = time.perf_counter()
+                    r = compare_speed(dec, prompts, new_tokens, g, MODES[mode])
+                    rows.append({"gamma": g, "context": ctx, "mode": mode, "new_tokens": new_tokens,
+                                 "prompts": n_prompts, "kv_bytes": dec.kv_cache_bytes(ctx + new_tokens),
+                                 "weight_bits": dec.weight_report["bits_per_weight"],
+                                 "seconds": time.perf_counter() - t0, **r})
+                    log(f"gamma {g} ctx {ctx} {mode}: acceptance {r['spec']['acceptance_rate']:.3f}, "
+                        f"{r['spec']['decode_tokens_per_s']:.0f} vs {r['plain']['decode_tokens_per_s']:.0f} tok/s")
+        return rows
+    finally:
+        torch.set_num_threads(old)
+
+
+def to_record(row: dict[str, Any], checkpoint: str | None, threads: int) -> dict[str, Any]:
+    s, kv = row["spec"], row["kv_bytes"]
+    scenario = {k: row[k] for k in ("gamma", "context", "mode", "new_tokens", "prompts")}
+    return {"created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "model": "openelm", "paper": "quantspec",
+            "artifact": {"format": "torch", "compression": COMPRESSION, "size_bytes": None,
+                         "bits_per_weight": row["weight_bits"], "checkpoint": checkpoint},
+            "runtime": "torch", "runtime_version": torch.__version__, "threads": threads,
+            "scenario": {**scenario, "kind": "lm-specdec"}, "cache_key": None, "status": "ok",
+            "acceptance_rate": s["acceptance_rate"], "token_acceptance": s["token_acceptance"],
+            "per_position_acceptance": s["per_position_acceptance"], "accepted_per_verify": s["accepted_per_verify"],
+            "verify_passes_per_token": s["verify_passes_per_token"], "cost_ratio": s["cost_ratio"],
+            "analytic_speedup": row["analytic_speedup"], "decode_tokens_per_s": s["decode_tokens_per_s"],
+            "plain_decode_tokens_per_s": row["plain"]["decode_tokens_per_s"],
+            "speedup_vs_plain": row["speedup_vs_plain"],
+            "kv_cache_bytes": kv["quantspec"], "kv_cache_bytes_fp16": kv["fp16"], "kv_cache_bytes_fp32": kv["fp32"],
+            "kv_cache_context": row["context"] + row["new_tokens"], "latency": row["latency"],
+            "seconds": row["seconds"]}
+
+
+def measure_specdec(ckpt: Path, gammas: list[int], contexts: list[int], new_tokens: int = 64, n_prompts: int = 3,
+                    modes: Sequence[str] = ("greedy",), threads: int = 1, kv_group: int = 32, residual: int = 32,
+                    log=lambda s: None) -> list[dict[str, Any]]:
+    """Load an LM checkpoint and benchmark it; returns records for profiles.store.Store.add."""
+    from models import checkpoint
+    from models.errors import CheckpointError, EdgeZooError
+
+    bad = [m for m in modes if m not in MODES]
+    if bad or not gammas or not contexts or min(gammas) < 0 or min(contexts) < 1:
+        raise EdgeZooError(f"bad benchmark settings (modes {list(modes)}, gammas {gammas}, contexts {contexts})",
+                           f"use modes from {', '.join(MODES)}, gammas >= 0 and contexts >= 1")
+    model, card = checkpoint.load(Path(ckpt))
+    if card.get("task") != "lm":
+        raise CheckpointError(f"{ckpt} is a {card.get('task')!r} checkpoint, not a language model",
+                              "pass an LM checkpoint made by `edgezoo lm train`")
+    rows = bench(model, gammas, contexts, new_tokens, n_prompts, modes, kv_group, residual, threads, log)
+    return [to_record(r, str(ckpt), threads) for r in rows]
