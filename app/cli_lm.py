@@ -53,7 +53,8 @@ def profile_lm_artifact(artifact: Path, runtime: Optional[str], threads: int, st
     if r["status"] != "ok":
         typer.echo(f"error: {artifact}: {r.get('error_class')}: {r.get('error_message')}", err=True)
         return r
-    typer.echo(f"{r['runtime']}: bpb {r['accuracy']['value']:.4f}  TTFT {r['ttft_s'] * 1e3:.1f} ms  "
+    bpb = r["accuracy"]["value"]
+    typer.echo(f"{r['runtime']}: bpb {'n/a' if bpb is None else f'{bpb:.4f}'}  TTFT {r['ttft_s'] * 1e3:.1f} ms  "
                f"prefill {r['prefill_tokens_per_s']:.0f} tok/s  decode {r['decode_tokens_per_s']:.0f} tok/s  "
                f"peak RSS {r['memory']['peak_rss_bytes'] / 2**20:.0f} MiB")
     return r
@@ -69,6 +70,27 @@ def train(recipe: str = typer.Argument("openelm_default", help="LM recipe name o
         train_lm_checkpoint(recipe, out or _ws(workspace).zoo / "openelm", sets)
     except EdgeZooError as e:
         _fail(e)
+
+
+@app.command("import")
+def import_cmd(folder: Path = typer.Argument(..., help="upstream folder: config.json + *.safetensors (HF layout)"),
+               name: Optional[str] = typer.Option(None, "--name", help="zoo name (default: the folder's name)"),
+               workspace: Optional[Path] = WorkspaceOpt) -> None:
+    """Import an upstream OpenELM checkpoint (e.g. a local apple/OpenELM-270M folder) into the zoo; never downloads."""
+    from models import checkpoint
+    from models.checkpoint import file_sha256
+    from models.openelm import load_upstream
+
+    folder = Path(folder)
+    try:
+        model = load_upstream(folder)
+    except EdgeZooError as e:
+        _fail(e)
+    out = _ws(workspace).zoo / (name or folder.resolve().name)
+    checkpoint.save(model, out, {"source": {"upstream_folder": str(folder.resolve()),
+                                            "config_sha256": file_sha256(folder / "config.json")},
+                                 "tokenizer": "bytes" if model.args.vocab_size == 256 else "upstream (not bundled)"})
+    typer.echo(f"{sum(p.numel() for p in model.parameters()):,} parameters -> {out}")
 
 
 @app.command("export")

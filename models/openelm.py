@@ -347,13 +347,23 @@ def save_upstream(model: OpenELM, folder: Path) -> Path:
 
 def load_upstream(folder: Path) -> OpenELM:
     """Load an upstream-layout folder (config.json + one or more *.safetensors); never downloads."""
+    from safetensors import SafetensorError
     from safetensors.torch import load_file
 
+    from models.errors import CheckpointError
+
     folder = Path(folder)
-    args = args_from_upstream(json.loads((folder / "config.json").read_text()))
-    state: dict[str, torch.Tensor] = {}
-    for f in sorted(folder.glob("*.safetensors")):
-        state.update(load_file(str(f)))
-    model = OpenELM(args)
-    model.load_state_dict(sanitize({k: v.float() for k, v in state.items()}, args), strict=True)
+    fix = "point at a folder with the Hugging Face OpenELM layout: config.json + *.safetensors (no pickles)"
+    files = sorted(folder.glob("*.safetensors"))
+    if not (folder / "config.json").is_file() or not files:
+        raise CheckpointError(f"{folder} has no config.json or no *.safetensors", fix)
+    try:
+        args = args_from_upstream(json.loads((folder / "config.json").read_text()))
+        state: dict[str, torch.Tensor] = {}
+        for f in files:
+            state.update(load_file(str(f)))
+        model = OpenELM(args)
+        model.load_state_dict(sanitize({k: v.float() for k, v in state.items()}, args), strict=True)
+    except (KeyError, ValueError, TypeError, RuntimeError, SafetensorError, json.JSONDecodeError) as e:
+        raise CheckpointError(f"{folder} is not a loadable OpenELM checkpoint ({str(e).splitlines()[0][:160]})", fix) from None
     return model.eval()

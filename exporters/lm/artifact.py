@@ -62,6 +62,6 @@ def export_lm(ckpt: Path, fmt: str, compression: str, out_dir: Path) -> Path:
         raise ValueError(f"unknown LM format {fmt!r}: torch, onnx, mlx, coreml")
     size = sum(f.stat().st_size for f in out_dir.rglob("*") if f.is_file())
     man = {"format": fmt, "compression": compression, "checkpoint": str(ckpt), "checkpoint_sha256": checkpoint_hash(ckpt),
-           "size_bytes": size, **info}
+           "size_bytes": size, "vocab_size": model.args.vocab_size, **info}
     (out_dir / "lm_manifest.json").write_text(json.dumps(man, indent=2, default=str))
     return out_dir
