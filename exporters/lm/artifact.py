@@ -1,8 +1,9 @@
 """LM artifacts: checkpoint -> torch-level compression (none | int8 | int4 | seedlm3/4, group 32 RTN) -> format.
 
 SeedLM and the torch RTN specs are exported as reconstructed dense weights (no runtime has a seed op); the
-manifest records the packed bits/weight and says so. MLX and Core ML int4/int8 use their own library's quantizer
-instead (mlx-lm's nn.quantize; coremltools.optimize.coreml.linear_quantize_weights on the converted program).
+manifest records the packed bits/weight and says so. ONNX, MLX and Core ML int4/int8 use their own library's
+quantizer instead (onnxruntime's MatMulNBitsQuantizer; mlx-lm's nn.quantize; coremltools.optimize.coreml
+linear_quantize_weights on the converted program); torch int4/int8 is group-32 RTN in torch.
 """
 
 from __future__ import annotations
@@ -36,7 +37,9 @@ def export_lm(ckpt: Path, fmt: str, compression: str, out_dir: Path) -> Path:
     out_dir = Path(out_dir)
     native_mlx = fmt == "mlx" and compression in ("int8", "int4")
     native_coreml = fmt == "coreml" and compression in ("int8", "int4")
-    info = {"bits_per_weight": None} if native_mlx or native_coreml else compress_lm(model, compression)
+    native_onnx = fmt == "onnx" and compression in ("int8", "int4")
+    native = native_mlx or native_coreml or native_onnx
+    info = {"bits_per_weight": None} if native else compress_lm(model, compression)
     if fmt == "torch":
         checkpoint.save(model, out_dir / "checkpoint", {k: v for k, v in card.items()
                                                         if k not in ("model", "args", "paper", "task", "weights_sha256")})
@@ -44,6 +47,11 @@ def export_lm(ckpt: Path, fmt: str, compression: str, out_dir: Path) -> Path:
         from exporters.lm.onnx_lm import export_lm_onnx
 
         info["export"] = export_lm_onnx(model, out_dir / "onnx")
+        if native_onnx:
+            from exporters.lm.onnx_lm import quantize_lm_onnx
+
+            info["export"]["quantization"] = quantize_lm_onnx(out_dir / "onnx", int(compression[3:]))
+            info["bits_per_weight"] = info["export"]["quantization"]["bits_per_weight"]
     elif fmt == "mlx":
         from exporters.lm.mlx_lm_export import export_mlx_lm
 

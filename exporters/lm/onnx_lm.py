@@ -73,6 +73,36 @@ def export_lm_onnx(model: OpenELM, out_dir: Path, past_len: int = 4) -> dict[str
     return info
 
 
+def quantize_lm_onnx(out_dir: Path, bits: int, block: int = 32) -> dict[str, Any]:
+    """Weight-only RTN of every MatMul with a constant weight (the block linears) through onnxruntime's
+    MatMulNBitsQuantizer (symmetric, per block of `block` input channels), both graphs rewritten in place.
+    The LM head is quantized only where the exporter folded the tied embedding's transpose into a constant."""
+    import onnx
+    from onnxruntime.quantization.matmul_nbits_quantizer import MatMulNBitsQuantizer
+
+    logging.getLogger("onnxruntime.quantization.matmul_nbits_quantizer").setLevel(logging.WARNING)
+    out_dir = Path(out_dir)
+    stored = weights = 0
+    for graph in ("prefill.onnx", "decode.onnx"):
+        q = MatMulNBitsQuantizer(onnx.load(str(out_dir / graph)), bits=bits, block_size=block, is_symmetric=True,
+                                 op_types_to_quantize=("MatMul",))
+        q.process()
+        q.model.save_model_to_file(str(out_dir / graph), use_external_data_format=False)
+        if graph == "prefill.onnx":
+            inits = {t.name: t for t in q.model.model.graph.initializer}
+            for node in (n for n in q.model.model.graph.node if n.op_type == "MatMulNBits"):
+                attrs = {a.name: a.i for a in node.attribute}
+                weights += attrs["K"] * attrs["N"]
+                stored += sum(len(onnx.numpy_helper.to_array(inits[i]).tobytes()) for i in node.input[1:] if i in inits)
+    if not weights:
+        raise ValueError("no MatMul with a constant weight was quantized")
+    info = {"method": "onnxruntime MatMulNBitsQuantizer", "bits": bits, "block_size": block, "symmetric": True,
+            "quantized_weights": weights, "bits_per_weight": 8 * stored / weights}
+    meta = json.loads((out_dir / "lm_onnx.json").read_text())
+    (out_dir / "lm_onnx.json").write_text(json.dumps({**meta, "quantization": info}, indent=2))
+    return info
+
+
 class OnnxLM:
     """Greedy / sampled generation over onnxruntime with the explicit cache."""
 

@@ -32,7 +32,6 @@ def onnx_dir(model: OpenELM, tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
-@pytest.mark.slow  # the dynamo export of two graphs takes ~20 s of CPU (over a minute on a loaded 2-core box)
 def test_onnx_graphs_have_explicit_cache(onnx_dir: Path, model: OpenELM) -> None:
     import onnx
 
@@ -43,7 +42,6 @@ def test_onnx_graphs_have_explicit_cache(onnx_dir: Path, model: OpenELM) -> None
     assert outs[0] == "logits" and len(outs) == 1 + 2 * n and "present.0.key" in outs
 
 
-@pytest.mark.slow
 def test_onnx_greedy_matches_torch(onnx_dir: Path, model: OpenELM) -> None:
     from exporters.lm.onnx_lm import OnnxLM
 
@@ -54,6 +52,26 @@ def test_onnx_greedy_matches_torch(onnx_dir: Path, model: OpenELM) -> None:
     assert np.array_equal(lm.generate(prompt.numpy(), 10), ours)
     logits, _ = lm.step(prompt.numpy(), np.zeros(2, np.int64), None)
     assert np.abs(logits - model(prompt).detach().numpy()).max() < 1e-4
+
+
+def test_onnx_int4_through_onnxruntime_quantizer(onnx_dir: Path, model: OpenELM, tmp_path: Path) -> None:
+    import shutil
+
+    import onnx
+
+    from exporters.lm.onnx_lm import OnnxLM, quantize_lm_onnx
+
+    q = shutil.copytree(onnx_dir, tmp_path / "q4")
+    info = quantize_lm_onnx(q, 4)
+    ops = [n.op_type for n in onnx.load(str(q / "decode.onnx")).graph.node]
+    assert ops.count("MatMulNBits") >= 4 * model.args.num_transformer_layers  # qkv, out, ffn in/out per layer (+ head
+    # when the exporter folds the transposed tied embedding into a constant)
+    assert 4.0 < info["bits_per_weight"] <= 5.5  # 4-bit codes + one fp32 scale per 32 (+ padding of 16-wide rows)
+    assert (q / "decode.onnx").stat().st_size < 0.8 * (onnx_dir / "decode.onnx").stat().st_size  # graph overhead dominates
+    prompt = np.array([[3, 141, 59, 26, 53]])
+    logits, _ = OnnxLM(q).step(prompt, np.zeros(1, np.int64), None)
+    ref = model(torch.from_numpy(prompt)).detach().numpy()
+    assert 0 < np.abs(logits - ref).max() < 0.5 * np.abs(ref).max()  # quantized, still close
 
 
 @pytest.mark.slow
