@@ -78,8 +78,12 @@ def quantize_lm_onnx(out_dir: Path, bits: int, block: int = 32) -> dict[str, Any
     MatMulNBitsQuantizer (symmetric, per block of `block` input channels), both graphs rewritten in place.
     The LM head is quantized only where the exporter folded the tied embedding's transpose into a constant."""
     import onnx
+
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
     from onnxruntime.quantization.matmul_nbits_quantizer import MatMulNBitsQuantizer
 
+    root.handlers[:], root.level = handlers, level  # its import calls logging.basicConfig(level=INFO) on the root
     logging.getLogger("onnxruntime.quantization.matmul_nbits_quantizer").setLevel(logging.WARNING)
     out_dir = Path(out_dir)
     stored = weights = 0
