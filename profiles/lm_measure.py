@@ -143,7 +143,8 @@ def measure_lm(folder: Path, runtime: str | None = None, threads: int = 2, promp
            "new_tokens": new_tokens, "context": context, "eval_windows": eval_windows,
            "byte_vocab": man.get("vocab_size", 256) == 256}
     record: dict[str, Any] = {"created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "model": "openelm", "paper": "openelm",
-                              "artifact": {k: man.get(k) for k in ("format", "compression", "size_bytes", "bits_per_weight")},
+                              "artifact": {k: man.get(k) for k in ("format", "compression", "size_bytes", "bits_per_weight",
+                                                                       "checkpoint", "checkpoint_sha256")},
                               "runtime": runtime, "threads": threads, "scenario": {**req, "kind": "lm-generate"},
                               "cache_key": None}
     with tempfile.TemporaryDirectory(prefix="edgezoo-lm-") as tmp:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +33,12 @@ class ReportData:
     comparison: list[dict[str, Any]]
     skipped: list[dict[str, Any]]
     store_path: Path
+    lm_records: list[dict[str, Any]] = field(default_factory=list)  # language-model records (bpb, tokens/s)
+
+
+def is_lm(r: dict[str, Any]) -> bool:
+    """LM generation / speculative-decoding records: accuracy in bits per byte, not a vision top-1."""
+    return str((r.get("scenario") or {}).get("kind", "")).startswith("lm-")
 
 
 def _f(v: Any, spec: str = ".3f") -> str:
@@ -98,6 +104,8 @@ def collect(ws, device: str | None = None) -> ReportData:
     if device not in (None, "host"):
         _resolve_device(device, {})  # a bad name fails before the store is read or the host is measured
     records, store_path = _load_records(ws)
+    lm_records = [r for r in records if is_lm(r)]
+    records = [r for r in records if not is_lm(r)]
     host_id = fingerprint()["id"]
     threads = {int(r["threads"]) for r in records if (r.get("device") or {}).get("id") == host_id and r.get("threads")}
     hosts = {t: host_profile(ws.root, t) for t in sorted(threads or {2})}
@@ -109,7 +117,7 @@ def collect(ws, device: str | None = None) -> ReportData:
         comparison += rows
         seen = {(s["id"], s["reason"]) for s in skipped}
         skipped += [s for s in more if not s["reason"].startswith("not measured") and (s["id"], s["reason"]) not in seen]
-    return ReportData(records, target, hosts, predictions, comparison, skipped, store_path)
+    return ReportData(records, target, hosts, predictions, comparison, skipped, store_path, lm_records)
 
 
 # ---------------------------------------------------------------- sections
@@ -263,9 +271,24 @@ def _skipped_and_failures(d: ReportData) -> list[Section]:
                                                                              "status", "error", "message"], bad)])]
 
 
+def _language_models(d: ReportData) -> list[Section]:
+    rows = [[_art(r).get("format"), _art(r).get("compression"), r.get("runtime"), r["status"],
+             _f((r.get("accuracy") or {}).get("value"), ".4f"), _f(r.get("ttft_s") and r["ttft_s"] * 1e3, ".1f"),
+             _f(r.get("decode_tokens_per_s"), ".0f"), _size((r.get("memory") or {}).get("peak_rss_bytes")),
+             _size(_art(r).get("size_bytes")), _f(_art(r).get("bits_per_weight"), ".2f")]
+            for r in d.lm_records if (r.get("scenario") or {}).get("kind") == "lm-generate"]
+    if not rows:
+        return []
+    headers = ["format", "compression", "runtime", "status", "val bits/byte", "TTFT ms", "decode tok/s", "peak RSS",
+               "size", "bits/weight"]
+    return [Section("Language models", ["Byte-level OpenELM on pydoc text (bits per byte: lower is better). "
+                                        "Speculative-decoding records are on the dashboard's Language models page.",
+                                        Table("LM artifacts", headers, rows)])]
+
+
 def build_sections(d: ReportData) -> list[Section]:
     return [_environment(d), _methodology(d), _results(d), _pareto(d), _parity(d), _predictions(d), _comparison(d),
-            *_skipped_and_failures(d)]
+            *_language_models(d), *_skipped_and_failures(d)]
 
 
 # ---------------------------------------------------------------- entry point

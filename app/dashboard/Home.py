@@ -16,6 +16,7 @@ nav = st.navigation([
     st.Page(PAGES / "compare.py", title="Compare", url_path="compare"),
     st.Page(PAGES / "zoo.py", title="Zoo", url_path="zoo"),
     st.Page(PAGES / "knob.py", title="Compression knob", url_path="knob"),
+    st.Page(PAGES / "lm.py", title="Language models", url_path="lm"),
     st.Page(PAGES / "devices.py", title="Devices", url_path="devices"),
     st.Page(PAGES / "run.py", title="Run", url_path="run"),
     st.Page(PAGES / "reports.py", title="Reports", url_path="reports"),

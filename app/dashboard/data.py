@@ -31,11 +31,16 @@ def _connect(path: Path) -> sqlite3.Connection:
     return sqlite3.connect(f"{Path(path).resolve().as_uri()}?mode=ro", uri=True, timeout=30)  # read-only
 
 
+# Language-model records (scenario kind lm-generate / lm-specdec; accuracy in bits per byte, lower is better) have
+# their own page. Found by text match: SQLite's JSON functions reject the NaN / Infinity that records may hold.
+LM_FLAG = """instr(record, '"kind": "lm-') > 0 AS lm"""
+
+
 @st.cache_data(show_spinner=False, max_entries=4)
 def load_flat(path: str, version: float) -> pd.DataFrame:
-    """Every record's flat columns (no JSON parsing); `version` is the cache key's mtime part."""
+    """Every record's flat columns and the `lm` flag (no JSON parsing); `version` is the cache key's mtime part."""
     with _connect(Path(path)) as conn:
-        return pd.read_sql_query(f"SELECT id, {', '.join(COLUMNS)} FROM records ORDER BY id", conn)
+        return pd.read_sql_query(f"SELECT id, {', '.join(COLUMNS)}, {LM_FLAG} FROM records ORDER BY id", conn)
 
 
 def flat(ws: Workspace) -> pd.DataFrame | None:
@@ -70,6 +75,15 @@ def table_exists(ws: Workspace, name: str) -> bool:
 def read_table(ws: Workspace, name: str) -> pd.DataFrame:
     with _connect(ws.store_path) as conn:
         return pd.read_sql_query(f'SELECT * FROM "{name}"', conn)
+
+
+def without_lm(df: pd.DataFrame) -> pd.DataFrame:
+    """Records other than language-model ones (whose accuracy is bits per byte, not a vision top-1)."""
+    return df[df["lm"] == 0]
+
+
+def lm_only(df: pd.DataFrame) -> pd.DataFrame:
+    return df[df["lm"] == 1]
 
 
 def apply_filters(df: pd.DataFrame, chosen: dict[str, list[Any]]) -> pd.DataFrame:

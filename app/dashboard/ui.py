@@ -11,11 +11,16 @@ from app.dashboard import data as D, jobs
 from app.workspace import Workspace
 
 
-def require_store(ws: Workspace) -> pd.DataFrame:
-    """The flat records table; stops the page with a hint when there is no store or it is empty."""
+def require_store(ws: Workspace, include_lm: bool = True) -> pd.DataFrame:
+    """The flat records table (without language-model records unless `include_lm`); stops the page with a hint when
+    there is no store or nothing to show."""
     df = D.flat(ws)
     if df is None or df.empty:
         st.info(f"No results yet in `{ws.store_path}`. Run `edgezoo run -w {ws.root}` or start a job on the Run page.")
+        st.stop()
+    if not include_lm and (df := D.without_lm(df)).empty:
+        st.info(f"Only language-model records in `{ws.store_path}`: they are on the Language models page. Run "
+                f"`edgezoo run -w {ws.root}` for vision models.")
         st.stop()
     return df
 

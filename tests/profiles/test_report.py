@@ -120,3 +120,14 @@ def test_real_export_gets_cost_and_prediction(tiny_checkpoint, tmp_path, monkeyp
     Store(w.store_path).add(r)
     (md,) = write_report(w, device="raspberry-pi-5", outs=[tmp_path / "r.md"])
     assert "| resnet | onnx | int8 | int8 |" in md.read_text()  # ONNX dynamic int8 uses the int8 peak
+
+
+def test_lm_records_get_their_own_table_not_the_vision_sections(ws) -> None:
+    store = Store(ws.store_path)
+    lm = rec("openelm", "onnx", "int4", 0.4, 2.61, scenario={"kind": "lm-generate"}, ttft_s=0.002,
+             decode_tokens_per_s=2100.0, cache_key=None)
+    store.add({**lm, "accuracy": {"metric": "bits_per_byte", "value": 2.61}})
+    store.close()
+    md = write_report(ws, device="host", outs=[ws.reports / "r.md"])[0].read_text()
+    assert "**LM artifacts**" in md and "| onnx | int4 | onnxruntime | ok | 2.6100 | 2.0 | 2100 |" in md
+    assert "**Results: openelm**" not in md  # not mixed into the vision tables or the accuracy/latency Pareto

@@ -6,7 +6,7 @@ from app.dashboard import charts, data as D, ui
 
 st.title("Compare")
 ws = D.workspace()
-df = ui.require_store(ws)
+df = ui.require_store(ws, include_lm=False)  # LM records are compared on their own page
 labels = {int(r.id): D.label(r._asdict()) for r in df.itertuples(index=False)}
 if "compare_ids" not in st.session_state:
     st.session_state["compare_ids"] = [int(i) for i in df.loc[df["status"] == "ok", "id"].head(2)]

@@ -8,7 +8,7 @@ SIZE_BY = {"size on disk": "size_bytes", "peak memory": "peak_rss_bytes"}
 
 st.title("Trade-offs")
 ws = D.workspace()
-df = ui.require_store(ws)
+df = ui.require_store(ws, include_lm=False)  # LM accuracy is bits per byte (lower is better)
 view = D.apply_filters(df, ui.sidebar_filters(df))
 c1, c2 = st.columns(2)
 size_by = c1.radio("Marker size", list(SIZE_BY), horizontal=True, key="size_by")
