@@ -136,7 +136,7 @@ def child(req: dict[str, Any]) -> dict[str, Any]:
 def measure_lm(folder: Path, runtime: str | None = None, threads: int = 2, prompt_len: int = 32, new_tokens: int = 32,
                context: int = 64, eval_windows: int = 64, timeout: float = 600.0) -> dict[str, Any]:
     """Profile one LM artifact folder in a child process; returns a record for profiles.store.Store.add."""
-    folder = Path(folder)
+    folder = Path(folder).resolve()  # one key per artifact however the path was typed
     man = json.loads((folder / "lm_manifest.json").read_text())
     runtime = runtime or RUNTIME_OF[man["format"]]
     req = {"folder": str(folder), "runtime": runtime, "threads": threads, "prompt_len": prompt_len,
