@@ -205,6 +205,17 @@ def _ideal_speedup(alpha: float | None, gamma: int, c: float | None) -> float | 
     return None if alpha is None or c is None else analytic_speedup(alpha, gamma, c)
 
 
+def _time_split(s: dict[str, Any]) -> str:
+    """Where the speculative wall time went: the ideal speed-up ignores the last part (cache quantization, views,
+    rollback, sampling), which is why a measured speed-up can sit far below it."""
+    total = s.get("seconds") or 0.0
+    if total <= 0:
+        return "–"
+    parts = {k: s.get(f"{k}_seconds") or 0.0 for k in ("prefill", "draft", "verify")}
+    parts["bookkeeping"] = max(total - sum(parts.values()), 0.0)
+    return " · ".join(f"{k} {100 * v / total:.0f} %" for k, v in parts.items())
+
+
 def stats_html(r: dict[str, Any]) -> str:
     s, kv = r["stats"], r["kv_cache_bytes"]
     rows = [("new tokens", f'{r["new_tokens"]} of {r["max_new_tokens"]}' + ("" if r["done"] else " …")),
@@ -221,6 +232,7 @@ def stats_html(r: dict[str, Any]) -> str:
                  ("draft / verifier pass cost c", _fmt(s.get("cost_ratio"), ".2f")),
                  ("ideal speed-up (α, γ, c)", _fmt(_ideal_speedup(s.get("token_acceptance"), r["gamma"],
                                                                  s.get("cost_ratio")), ".2f")),
+                 ("time split", _time_split(s)),
                  ("token kinds", ", ".join(f"{k} {r['kinds'].get(k, 0)}" for k in KINDS[:3])),
                  (f'KV cache @ {r["context"]} tokens', f'QuantSpec {_kib(kv.get("quantspec"))} '
                   f'(draft reads {_kib(kv.get("draft_reads"))}) · fp16 {_kib(kv.get("fp16"))} · '
