@@ -44,14 +44,13 @@ def export_lm(ckpt: Path, fmt: str, compression: str, out_dir: Path) -> Path:
         checkpoint.save(model, out_dir / "checkpoint", {k: v for k, v in card.items()
                                                         if k not in ("model", "args", "paper", "task", "weights_sha256")})
     elif fmt == "onnx":
-        from exporters.lm.onnx_lm import export_lm_onnx
+        from exporters.lm.onnx_lm import export_lm_onnx, quantize_lm_onnx, share_initializers
 
         info["export"] = export_lm_onnx(model, out_dir / "onnx")
         if native_onnx:
-            from exporters.lm.onnx_lm import quantize_lm_onnx
-
             info["export"]["quantization"] = quantize_lm_onnx(out_dir / "onnx", int(compression[3:]))
             info["bits_per_weight"] = info["export"]["quantization"]["bits_per_weight"]
+        info["export"]["shared_weights"] = share_initializers(out_dir / "onnx")
     elif fmt == "mlx":
         from exporters.lm.mlx_lm_export import export_mlx_lm
 

@@ -10,6 +10,7 @@ The per-layer KV-head counts differ (layer-wise scaling), so every layer has its
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import io
 import json
 import logging
@@ -105,6 +106,38 @@ def quantize_lm_onnx(out_dir: Path, bits: int, block: int = 32) -> dict[str, Any
     meta = json.loads((out_dir / "lm_onnx.json").read_text())
     (out_dir / "lm_onnx.json").write_text(json.dumps({**meta, "quantization": info}, indent=2))
     return info
+
+
+def share_initializers(out_dir: Path, graphs: tuple[str, ...] = ("prefill.onnx", "decode.onnx"),
+                       location: str = "weights.bin", threshold: int = 1024) -> dict[str, int]:
+    """Store every initializer of >= `threshold` bytes once in `location` (ONNX external data) and point both graphs
+    at it: prefill and decode share all their weights, so the folder holds them once instead of twice."""
+    import onnx
+    from onnx.external_data_helper import set_external_data
+
+    out_dir = Path(out_dir)
+    models = [onnx.load(str(out_dir / g)) for g in graphs]
+    offsets: dict[tuple[str, int], tuple[int, int]] = {}
+    referenced = 0
+    with open(out_dir / location, "wb") as f:
+        for m in models:
+            for t in m.graph.initializer:
+                if not t.HasField("raw_data") or len(t.raw_data) < threshold:
+                    continue
+                key = (hashlib.sha256(t.raw_data).hexdigest(), t.data_type)
+                if key not in offsets:
+                    f.write(b"\0" * (-f.tell() % 64))  # 64-byte aligned tensors
+                    offsets[key] = (f.tell(), len(t.raw_data))
+                    f.write(t.raw_data)
+                offset, length = offsets[key]
+                referenced += length
+                set_external_data(t, location, offset=offset, length=length)
+                t.ClearField("raw_data")
+                t.data_location = onnx.TensorProto.EXTERNAL
+    for m, g in zip(models, graphs):
+        onnx.save(m, str(out_dir / g))
+    return {"stored_bytes": (out_dir / location).stat().st_size, "referenced_bytes": referenced,
+            "shared_tensors": len(offsets)}
 
 
 class OnnxLM:

@@ -59,7 +59,7 @@ def test_onnx_int4_through_onnxruntime_quantizer(onnx_dir: Path, model: OpenELM,
 
     import onnx
 
-    from exporters.lm.onnx_lm import OnnxLM, quantize_lm_onnx
+    from exporters.lm.onnx_lm import OnnxLM, quantize_lm_onnx, share_initializers
 
     q = shutil.copytree(onnx_dir, tmp_path / "q4")
     info = quantize_lm_onnx(q, 4)
@@ -72,6 +72,12 @@ def test_onnx_int4_through_onnxruntime_quantizer(onnx_dir: Path, model: OpenELM,
     logits, _ = OnnxLM(q).step(prompt, np.zeros(1, np.int64), None)
     ref = model(torch.from_numpy(prompt)).detach().numpy()
     assert 0 < np.abs(logits - ref).max() < 0.5 * np.abs(ref).max()  # quantized, still close
+    before = sum(f.stat().st_size for f in q.iterdir())
+    shared = share_initializers(q)  # prefill and decode point at one weights file
+    assert shared["referenced_bytes"] > shared["stored_bytes"] > 0
+    assert sum(f.stat().st_size for f in q.iterdir()) < before
+    again, _ = OnnxLM(q).step(prompt, np.zeros(1, np.int64), None)
+    assert np.array_equal(again, logits)
 
 
 @pytest.mark.slow
