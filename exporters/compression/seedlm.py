@@ -186,14 +186,15 @@ def _search(w: np.ndarray, cfg: SeedLMConfig, k: int = 32) -> tuple[np.ndarray, 
     wt = torch.from_numpy(np.ascontiguousarray(w.T))                                 # (C, nb)
     captured = (proj @ wt).view(m, cfg.coeffs, -1).square().sum(1)                  # (M, nb)
     bound = (wt.square().sum(0) - captured).T                                       # (nb, M)
-    lows, idx = bound.topk(k, dim=1, largest=False, sorted=True)
+    lows, idx = bound.topk(min(k, m), dim=1, largest=False, sorted=True)
     idx = idx.numpy()
     err, q, e = _quantized_errors(w, idx, cfg)
     order = np.lexsort((idx, err), axis=1)[:, 0]                                     # lowest error, then lowest seed
     rows = np.arange(len(w))
     best_err = err[rows, order]
     seeds, qs, es = idx[rows, order] + 1, q[rows, order], e[rows, order]
-    unsure = lows[:, -1].numpy() <= best_err * (1 + 1e-4) + 1e-12                   # float32 slack on the bound
+    slack = 1e-4 * best_err + 1e-5 * (w.astype(np.float64) ** 2).sum(1) + 1e-12     # float32 error of the bound
+    unsure = lows[:, -1].numpy() <= best_err + slack
     if unsure.any():
         s2, q2, e2 = _search_exhaustive(np.ascontiguousarray(w[unsure]), cfg)
         seeds[unsure], qs[unsure], es[unsure] = s2, q2, e2

@@ -16,7 +16,9 @@ def _seed(**over) -> dict:
 
 
 def _m(q: list[float], sparse: list[float]) -> dict:
-    return {"acceptance_g4": seed_summary(q), "acceptance_sparse_g4": seed_summary(sparse),
+    """The verdict reads per-token acceptance (alpha); accepted/drafted is reported beside it."""
+    return {"token_acceptance_g4": seed_summary(q), "token_acceptance_sparse_g4": seed_summary(sparse),
+            "acceptance_g4": seed_summary(q), "acceptance_sparse_g4": seed_summary(sparse),
             "bpb_x8_cache": seed_summary([1.801] * len(q)), "bpb_fp_cache": seed_summary([1.8] * len(q))}
 
 
@@ -30,7 +32,8 @@ def test_verdict_logic_can_fail_each_condition() -> None:
     for bad in ({"mismatch_gaps": [0.2], "mismatches": 1, "exact_frac": 35 / 36},  # a real divergence
                 {"mismatch_gaps": [1e-5, 2e-5], "mismatches": 2, "exact_frac": 34 / 36},  # too many, even at ties
                 {"bpb_x8": 1.81},  # x8 cache 0.01 bpb worse
-                {"chi2": {"rule": 1e-4, "e2e": 0.5}}):
+                {"chi2": {"rule": 1e-4, "e2e": 0.5}},
+                {"chi2": {"rule": 0.5, "e2e": 0.005}}):  # the card's p > 0.01, per test
         seeds = [_seed(), _seed(**bad), _seed()]
         verdict, reason = _verdict(seeds, m)
         assert verdict == "fail", bad

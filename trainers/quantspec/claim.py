@@ -41,7 +41,7 @@ class ClaimConfig:
     sink: int = 4
     recent: int = 124
     rule_draws: int = 20_000
-    e2e_draws: int = 150
+    e2e_draws: int = 1000
     wall_contexts: tuple[int, ...] = (128, 480)
     wall_prompts: int = 2
     wall_tokens: int = 64
@@ -139,7 +139,8 @@ def _measured(per_seed: list[dict[str, Any]], cfg: ClaimConfig) -> dict[str, dic
     m = {"exact_runs_frac": arm(lambda s: s["exact_frac"], runs_per_seed=per_seed[0]["runs"]),
          "bpb_fp_cache": arm(lambda s: s["bpb_fp"]), "bpb_x8_cache": arm(lambda s: s["bpb_x8"]),
          "bpb_draft_w4_x4": arm(lambda s: s["bpb_draft"]),
-         "acceptance_sparse_g4": arm(lambda s: s["sparse"]["acceptance_rate"])}
+         "acceptance_sparse_g4": arm(lambda s: s["sparse"]["acceptance_rate"]),
+         "token_acceptance_sparse_g4": arm(lambda s: s["sparse"]["token_acceptance"])}
     for g in cfg.gammas:
         gs = lambda s, key, g=g: s["gammas"][g][key]  # noqa: E731
         pos = [sum(s["gammas"][g]["per_position_acceptance"][i] for s in per_seed) / len(per_seed) for i in range(g)]
@@ -164,8 +165,10 @@ def _verdict(per_seed: list[dict[str, Any]], m: dict[str, dict[str, Any]]) -> tu
     c1 = all(all(gap < NEAR_TIE for gap in s["mismatch_gaps"]) and (s["exact_frac"] >= 0.98 or s["mismatches"] <= 1)
              for s in per_seed)
     c2 = all(s["bpb_x8"] <= s["bpb_fp"] + BPB_MARGIN for s in per_seed)
-    c3 = compare(m["acceptance_g4"], m["acceptance_sparse_g4"])
-    alpha = 0.01 / (2 * len(per_seed))  # Bonferroni over the rule and end-to-end tests of every seed
+    # per-token acceptance alpha: the QuantSpec draft is capped so a verify pass never spans a flush, the sparse
+    # draft is not, and accepted/drafted penalises longer drafts; alpha does not depend on the draft length
+    c3 = compare(m["token_acceptance_g4"], m["token_acceptance_sparse_g4"])
+    alpha = 0.01  # the card's threshold, per test (rule and end to end, every seed)
     c4 = all(s["chi2"]["rule"] > alpha and s["chi2"]["e2e"] > alpha for s in per_seed)
     verdicts = ["pass" if c1 else "fail", "pass" if c2 else "fail", c3, "pass" if c4 else "fail"]
     verdict = "fail" if "fail" in verdicts else ("inconclusive" if "inconclusive" in verdicts else "pass")
@@ -174,10 +177,11 @@ def _verdict(per_seed: list[dict[str, Any]], m: dict[str, dict[str, Any]]) -> tu
               f"{sum(s['runs'] for s in per_seed)} greedy runs differ from the verifier view"
               + (f" (top-2 gaps at first difference: {', '.join(f'{g:.1e}' for g in gaps)})" if gaps else "")
               + f"; (2) {'pass' if c2 else 'fail'}: bpb x8 cache {m['bpb_x8_cache']['mean']:.4f} vs fp cache "
-              f"{m['bpb_fp_cache']['mean']:.4f} (margin {BPB_MARGIN}); (3) {c3}: acceptance at gamma 4 QuantSpec "
-              f"{m['acceptance_g4']['mean']:.3f} vs sparse-KV {m['acceptance_sparse_g4']['mean']:.3f}; "
+              f"{m['bpb_fp_cache']['mean']:.4f} (margin {BPB_MARGIN}); (3) {c3}: per-token acceptance at gamma 4 QuantSpec "
+              f"{m['token_acceptance_g4']['mean']:.3f} vs sparse-KV {m['token_acceptance_sparse_g4']['mean']:.3f} "
+              f"(accepted/drafted {m['acceptance_g4']['mean']:.3f} vs {m['acceptance_sparse_g4']['mean']:.3f}); "
               f"(4) {'pass' if c4 else 'fail'}: chi-square p rule min {min(s['chi2']['rule'] for s in per_seed):.3f}, "
-              f"end-to-end min {min(s['chi2']['e2e'] for s in per_seed):.3f} (each > {alpha:.4f})")
+              f"end-to-end min {min(s['chi2']['e2e'] for s in per_seed):.3f} (each > {alpha})")
     return verdict, reason
 
 
