@@ -128,7 +128,10 @@ def run(recipe: str = typer.Option("openelm_default", "--recipe"),
         formats: str = typer.Option("torch,onnx,mlx,coreml", "--formats"),
         compressions: str = typer.Option("none,int4,seedlm4", "--compressions"),
         workspace: Optional[Path] = WorkspaceOpt) -> None:
-    """The default LM pipeline: train -> export every (format, compression) -> profile each into the store."""
+    """The default LM pipeline: train -> export every (format, compression) -> profile each into the store.
+    Unchanged exports are reused; every artifact is profiled again (a fresh measurement each run)."""
+    from exporters.lm.artifact import reusable_lm_export
+
     ws = _ws(workspace)
     ckpt = ws.zoo / f"openelm-{Path(recipe).stem}"
     try:
@@ -137,7 +140,11 @@ def run(recipe: str = typer.Option("openelm_default", "--recipe"),
         store, failed = ws.store(), False
         for fmt in formats.split(","):
             for comp in compressions.split(","):
-                out = export_lm_artifact(ckpt, fmt, comp, ws.artifacts / f"{ckpt.name}-{fmt}-{comp}")
+                out = ws.artifacts / f"{ckpt.name}-{fmt}-{comp}"
+                if reusable_lm_export(ckpt, fmt, comp, out):
+                    typer.echo(f"{out} (reused: same checkpoint, format, compression and exporter)")
+                else:
+                    export_lm_artifact(ckpt, fmt, comp, out)
                 failed |= profile_lm_artifact(out, None, 2, store)["status"] not in ("ok", "unavailable")
     except EdgeZooError as e:
         _fail(e)

@@ -32,6 +32,19 @@ def compress_lm(model, compression: str) -> dict[str, Any]:
             "weights_note": "reconstructed dense weights (compressed tensors' packed size in packed_weight_bytes)"}
 
 
+LM_EXPORTER_VERSION = 2  # 2: Core ML, ONNX int8/int4 through onnxruntime, prefill/decode sharing weights
+
+
+def reusable_lm_export(ckpt: Path, fmt: str, compression: str, out_dir: Path) -> bool:
+    """True when `out_dir` already holds this exact export: same checkpoint weights, format, compression, exporter."""
+    try:
+        man = json.loads((Path(out_dir) / "lm_manifest.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return (man.get("format"), man.get("compression"), man.get("exporter_version"), man.get("checkpoint_sha256")) == (
+        fmt, compression, LM_EXPORTER_VERSION, checkpoint_hash(ckpt))
+
+
 def export_lm(ckpt: Path, fmt: str, compression: str, out_dir: Path) -> Path:
     model, card = checkpoint.load(Path(ckpt))
     out_dir = Path(out_dir)
@@ -69,6 +82,6 @@ def export_lm(ckpt: Path, fmt: str, compression: str, out_dir: Path) -> Path:
         raise ValueError(f"unknown LM format {fmt!r}: torch, onnx, mlx, coreml")
     size = sum(f.stat().st_size for f in out_dir.rglob("*") if f.is_file())
     man = {"format": fmt, "compression": compression, "checkpoint": str(ckpt), "checkpoint_sha256": checkpoint_hash(ckpt),
-           "size_bytes": size, "vocab_size": model.args.vocab_size, **info}
+           "size_bytes": size, "vocab_size": model.args.vocab_size, "exporter_version": LM_EXPORTER_VERSION, **info}
     (out_dir / "lm_manifest.json").write_text(json.dumps(man, indent=2, default=str))
     return out_dir

@@ -22,6 +22,10 @@ def test_lm_run_stores_llm_records(tmp_path) -> None:
         assert 0 < x["accuracy"]["value"] < 8  # bits per byte on held-out text
     bpb = {(x["runtime"], x["artifact"]["compression"]): x["accuracy"]["value"] for x in rows}
     assert abs(bpb[("torch", "none")] - bpb[("mlx", "none")]) < 1e-2  # same weights, two runtimes
+    again = runner.invoke(app, ["lm", "run", "--recipe", "openelm_tiny", "--formats", "torch,mlx",
+                                "--compressions", "none,int4", "-w", str(tmp_path)])
+    assert again.exit_code == 0 and again.output.count("(reused:") == 4  # exports reused, measured again
+    assert len(json.loads(runner.invoke(app, ["results", "-w", str(tmp_path), "--json"]).output)) == 8
 
 
 def test_lm_export_missing_checkpoint(tmp_path) -> None:
