@@ -120,8 +120,8 @@ def load(path: Path) -> Job | None:
 def list_jobs(ws: Workspace, limit: int = 20) -> list[Job]:
     """Newest first."""
     folder = ws.root / "jobs"
-    dirs = sorted((p for p in folder.iterdir() if p.is_dir()), reverse=True) if folder.exists() else []
-    return [j for p in dirs[:limit] if (j := load(p)) is not None]
+    found = [j for p in folder.iterdir() if p.is_dir() and (j := load(p)) is not None] if folder.exists() else []
+    return sorted(found, key=lambda j: j.started, reverse=True)[:limit]  # folder names tie within one second
 
 
 def cancel(job: Job) -> None:

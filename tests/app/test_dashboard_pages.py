@@ -149,7 +149,7 @@ def test_run_page_launches_a_job_and_shows_its_failure(ws) -> None:
     at.text_input(key="export_spec").set_value("int8").run()
     at.button(key="launch").click().run()
     assert not at.exception
-    job = jobs.list_jobs(ws)[0]
+    job = next(j for j in jobs.list_jobs(ws) if j.argv[0] == "export")  # other tests start jobs in this workspace
     wait(job, 180)
     assert job.status() == "failed", (job.status(), job.lines()[-5:])
     at = page("run")
@@ -166,7 +166,7 @@ def test_job_runner_success(ws) -> None:
 def test_no_torch_at_startup(ws_root: Path) -> None:
     """Pages render without importing torch (a fresh interpreter: the test session already has it)."""
     code = ("import sys; from streamlit.testing.v1 import AppTest\n"
-            f"for p in ['Home', *['views/' + n for n in ('compare', 'zoo', 'knob', 'devices', 'run', 'reports')]]:\n"
+            f"for p in ['Home', *['views/' + n for n in ('compare', 'zoo', 'knob', 'devices', 'run', 'reports', 'lm')]]:\n"
             f"    AppTest.from_file('{DASH}/' + p + '.py', default_timeout=30).run()\n"
             "print('torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
