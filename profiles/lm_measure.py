@@ -1,5 +1,7 @@
 """LM profiling in a fresh child process per (artifact, runtime): held-out bpb / perplexity, time to first token,
-prefill and decode tokens/s, peak memory. `latency` holds the per-token decode samples (profiles/stats.summarize).
+prefill and decode tokens/s, peak memory. Generation runs a warm-up pass and then `repeats` passes of prompt +
+`new_tokens` greedy steps: TTFT is the median prefill, decode tokens/s the inverse median step over every kept step
+(`latency` holds them, profiles/stats.summarize; the cold first prefill is `ttft_first_s`).
 
 Artifact folders (made by `exporters.lm.artifact.export_lm`) hold `lm_manifest.json` naming the format:
 torch (checkpoint folder), onnx (prefill/decode graphs), mlx (mlx-lm folder), coreml (stateful .mlpackage: macOS
@@ -116,31 +118,34 @@ def child(req: dict[str, Any]) -> dict[str, Any]:
         "metric": "bits_per_byte", "value": None,
         "note": "not a byte-level model: bpb on pydoc bytes needs its own tokenizer, which is not bundled"}
     prompt = np.random.default_rng(0).integers(32, 127, (1, req["prompt_len"]))
-    t1 = time.perf_counter()
-    logits, cache = step(prompt, None)
-    ttft = time.perf_counter() - t1
-    samples = []
-    tok = logits[:, -1].argmax(-1)
-    for _ in range(req["new_tokens"]):
-        t = time.perf_counter()
-        logits, cache = step(tok[:, None].astype(np.int64), cache)
+    ttfts, samples = [], []
+    for rep in range(1 + req.get("repeats", 3)):  # pass 0 warms the decode path; its steps are not kept
+        t1 = time.perf_counter()
+        logits, cache = step(prompt, None)
+        ttfts.append(time.perf_counter() - t1)
         tok = logits[:, -1].argmax(-1)
-        samples.append(time.perf_counter() - t)
+        for _ in range(req["new_tokens"]):
+            t = time.perf_counter()
+            logits, cache = step(tok[:, None].astype(np.int64), cache)
+            tok = logits[:, -1].argmax(-1)
+            if rep:
+                samples.append(time.perf_counter() - t)
+    ttft = float(np.median(ttfts[1:]))
     lat = summarize(samples)
-    out.update(status="ok", ttft_s=ttft, prefill_tokens_per_s=req["prompt_len"] / ttft,
+    out.update(status="ok", ttft_s=ttft, ttft_first_s=ttfts[0], prefill_tokens_per_s=req["prompt_len"] / ttft,
                decode_tokens_per_s=1.0 / float(np.median(samples)), latency=lat,
                memory={"peak_rss_bytes": memory.peak_rss(), "label": "OS peak RSS (VmHWM after load)"})
     return out
 
 
 def measure_lm(folder: Path, runtime: str | None = None, threads: int = 2, prompt_len: int = 32, new_tokens: int = 32,
-               context: int = 64, eval_windows: int = 64, timeout: float = 600.0) -> dict[str, Any]:
+               context: int = 64, eval_windows: int = 64, timeout: float = 600.0, repeats: int = 3) -> dict[str, Any]:
     """Profile one LM artifact folder in a child process; returns a record for profiles.store.Store.add."""
     folder = Path(folder).resolve()  # one key per artifact however the path was typed
     man = json.loads((folder / "lm_manifest.json").read_text())
     runtime = runtime or RUNTIME_OF[man["format"]]
     req = {"folder": str(folder), "runtime": runtime, "threads": threads, "prompt_len": prompt_len,
-           "new_tokens": new_tokens, "context": context, "eval_windows": eval_windows,
+           "new_tokens": new_tokens, "context": context, "eval_windows": eval_windows, "repeats": repeats,
            "byte_vocab": man.get("vocab_size", 256) == 256}
     record: dict[str, Any] = {"created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "model": "openelm", "paper": "openelm",
                               "artifact": {k: man.get(k) for k in ("format", "compression", "size_bytes", "bits_per_weight",
