@@ -254,20 +254,28 @@ def param_count(args: ModelArgs) -> int:
 # --------------------------------------------------------------------------- generation
 
 
+def filtered_probs(logits: torch.Tensor, temperature: float, top_k: int, top_p: float) -> torch.Tensor:
+    """The sampling distribution (..., V) in fp32 after temperature, top-k and top-p; temperature <= 0 gives a one-hot
+    argmax. Generation and the speculative decoder's acceptance rule both use it."""
+    logits = logits.float()
+    if temperature <= 0:
+        return F.one_hot(logits.argmax(-1), logits.shape[-1]).float()
+    logits = logits / temperature
+    if top_k > 0:
+        kth = logits.topk(min(top_k, logits.shape[-1]), -1).values[..., -1:]
+        logits = logits.masked_fill(logits < kth, float("-inf"))
+    if top_p < 1.0:
+        srt, idx = logits.sort(-1, descending=True)
+        drop = srt.softmax(-1).cumsum(-1) - srt.softmax(-1) > top_p  # keep the smallest prefix reaching top_p
+        logits = logits.scatter(-1, idx, srt.masked_fill(drop, float("-inf")))
+    return logits.softmax(-1)
+
+
 def _sample(logits: torch.Tensor, temperature: float, top_k: int, top_p: float, gen: torch.Generator | None) -> torch.Tensor:
     """logits (B, V) -> next ids (B,). temperature 0 = greedy."""
     if temperature <= 0:
         return logits.argmax(-1)
-    logits = logits.float() / temperature
-    if top_k > 0:
-        kth = logits.topk(min(top_k, logits.shape[-1]), -1).values[:, -1:]
-        logits = logits.masked_fill(logits < kth, float("-inf"))
-    if top_p < 1.0:
-        srt, idx = logits.sort(-1, descending=True)
-        cum = srt.softmax(-1).cumsum(-1)
-        drop = cum - srt.softmax(-1) > top_p  # keep the smallest prefix whose mass reaches top_p
-        logits = logits.scatter(-1, idx, srt.masked_fill(drop, float("-inf")))
-    return torch.multinomial(logits.softmax(-1), 1, generator=gen)[:, 0]
+    return torch.multinomial(filtered_probs(logits, temperature, top_k, top_p), 1, generator=gen)[:, 0]
 
 
 @torch.no_grad()

@@ -28,7 +28,7 @@ import torch
 
 from models.errors import EdgeZooError
 from models.kv_quant import HierarchicalKVCache, KVCache, cache_bytes
-from models.openelm import OpenELM
+from models.openelm import OpenELM, filtered_probs
 
 KINDS = ("accepted", "corrected", "bonus", "plain")
 
@@ -101,23 +101,6 @@ class SpecEvent:
 
 
 # --------------------------------------------------------------------------- sampling rules
-
-
-def filtered_probs(logits: torch.Tensor, temperature: float, top_k: int, top_p: float) -> torch.Tensor:
-    """The distribution `openelm._sample` draws from (same temperature / top-k / top-p filtering), in fp32.
-    temperature <= 0 gives a one-hot argmax."""
-    logits = logits.float()
-    if temperature <= 0:
-        return torch.nn.functional.one_hot(logits.argmax(-1), logits.shape[-1]).float()
-    logits = logits / temperature
-    if top_k > 0:
-        kth = logits.topk(min(top_k, logits.shape[-1]), -1).values[..., -1:]
-        logits = logits.masked_fill(logits < kth, float("-inf"))
-    if top_p < 1.0:
-        srt, idx = logits.sort(-1, descending=True)
-        drop = srt.softmax(-1).cumsum(-1) - srt.softmax(-1) > top_p
-        logits = logits.scatter(-1, idx, srt.masked_fill(drop, float("-inf")))
-    return logits.softmax(-1)
 
 
 def residual_dist(p: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
