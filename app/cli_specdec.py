@@ -29,17 +29,6 @@ def _ints(text: str, what: str) -> list[int]:
         raise EdgeZooError(f"--{what} {text!r} is not a comma-separated list of integers", f"e.g. --{what} 2,4,6") from None
 
 
-def _load_lm(ckpt: Path):
-    from models import checkpoint
-    from models.errors import CheckpointError
-
-    model, card = checkpoint.load(ckpt)
-    if card.get("task") != "lm":
-        raise CheckpointError(f"{ckpt} is a {card.get('task')!r} checkpoint, not a language model",
-                              "pass an LM checkpoint made by `edgezoo lm train`")
-    return model
-
-
 def print_records(records: list[dict], title: str) -> None:
     from rich.console import Console
     from rich.table import Table
@@ -101,13 +90,14 @@ def generate(ckpt: Path = typer.Argument(..., help="LM checkpoint folder"),
 
     import torch
 
+    from models.checkpoint import load_lm
     from models.speculative import QuantSpecDecoder
     from trainers.text import encode
 
     old = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
-        dec = QuantSpecDecoder(_load_lm(ckpt), kv_group=kv_group, residual=residual)
+        dec = QuantSpecDecoder(load_lm(ckpt)[0], kv_group=kv_group, residual=residual)
         ids = encode(prompt)
         if not ids:
             raise EdgeZooError("empty prompt", "pass --prompt with at least one character")

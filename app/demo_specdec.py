@@ -94,11 +94,7 @@ class DecoderCache:
         from models import checkpoint
         from models.speculative import QuantSpecDecoder
 
-        model, card = checkpoint.load(folder)
-        if card.get("model") != "openelm":
-            raise EdgeZooError(f"{folder} holds a {card.get('model')!r} model, not an OpenELM byte LM",
-                               f"pick an LM checkpoint or {TRAIN_HINT}")
-        return QuantSpecDecoder(model)
+        return QuantSpecDecoder(checkpoint.load_lm(folder)[0])
 
 
 # --------------------------------------------------------------------------- requests

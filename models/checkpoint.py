@@ -101,6 +101,15 @@ def load(ckpt_dir: Path) -> tuple[nn.Module, dict[str, Any]]:
     return model.eval(), card
 
 
+def load_lm(ckpt_dir: Path) -> tuple[nn.Module, dict[str, Any]]:
+    """`load`, refusing checkpoints that are not language models (speculative decoding, LM benchmarks)."""
+    model, card = load(ckpt_dir)
+    if card.get("task") != "lm":
+        raise CheckpointError(f"{ckpt_dir} is a {card.get('task')!r} checkpoint, not a language model",
+                              "pass an LM checkpoint made by `edgezoo lm train` or `edgezoo lm import`")
+    return model, card
+
+
 def checkpoint_hash(ckpt_dir: Path) -> str:
     """Content hash of a checkpoint: its weights file (the card's metrics do not change what is exported)."""
     return file_sha256(Path(ckpt_dir) / WEIGHTS)

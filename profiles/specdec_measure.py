@@ -131,15 +131,12 @@ def measure_specdec(ckpt: Path, gammas: list[int], contexts: list[int], new_toke
                     log=lambda s: None) -> list[dict[str, Any]]:
     """Load an LM checkpoint and benchmark it; returns records for profiles.store.Store.add."""
     from models import checkpoint
-    from models.errors import CheckpointError, EdgeZooError
+    from models.errors import EdgeZooError
 
     bad = [m for m in modes if m not in MODES]
     if bad or not gammas or not contexts or min(gammas) < 0 or min(contexts) < 1:
         raise EdgeZooError(f"bad benchmark settings (modes {list(modes)}, gammas {gammas}, contexts {contexts})",
                            f"use modes from {', '.join(MODES)}, gammas >= 0 and contexts >= 1")
-    model, card = checkpoint.load(Path(ckpt))
-    if card.get("task") != "lm":
-        raise CheckpointError(f"{ckpt} is a {card.get('task')!r} checkpoint, not a language model",
-                              "pass an LM checkpoint made by `edgezoo lm train`")
+    model, _ = checkpoint.load_lm(Path(ckpt))
     rows = bench(model, gammas, contexts, new_tokens, n_prompts, modes, kv_group, residual, threads, log)
     return [to_record(r, str(ckpt), threads) for r in rows]
