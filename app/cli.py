@@ -9,17 +9,12 @@ from typing import List, Optional
 
 import typer
 
+from app.cli_options import WorkspaceOpt, fail as _fail
 from models.errors import EdgeZooError
 
 app = typer.Typer(help="EdgeZoo: train, compress, export and profile efficient models for edge devices.",
                   no_args_is_help=True, add_completion=False)
-WorkspaceOpt = typer.Option(None, "--workspace", "-w", envvar="EDGEZOO_WORKSPACE",
-                            help="workspace folder (default ./edgezoo-workspace)")
 
-
-def _fail(err: Exception) -> None:
-    typer.echo(f"error: {err}", err=True)
-    raise typer.Exit(2)
 
 
 @app.command()

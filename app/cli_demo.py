@@ -7,11 +7,10 @@ from typing import Optional
 
 import typer
 
+from app.cli_options import WorkspaceOpt
 from models.errors import EdgeZooError
 
 app = typer.Typer(help="Interactive local demos (Gradio, served on 127.0.0.1).", no_args_is_help=True)
-WorkspaceOpt = typer.Option(None, "--workspace", "-w", envvar="EDGEZOO_WORKSPACE",
-                            help="workspace folder (default ./edgezoo-workspace)")
 
 
 @app.command("specdec")

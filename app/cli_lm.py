@@ -7,11 +7,10 @@ from typing import List, Optional
 
 import typer
 
+from app.cli_options import WorkspaceOpt, fail as _fail
 from models.errors import EdgeZooError
 
 app = typer.Typer(help="Language-model pipeline: train, export, profile, run (OpenELM byte LM).", no_args_is_help=True)
-WorkspaceOpt = typer.Option(None, "--workspace", "-w", envvar="EDGEZOO_WORKSPACE",
-                            help="workspace folder (default ./edgezoo-workspace)")
 
 
 def _ws(workspace: Optional[Path]):
@@ -19,10 +18,6 @@ def _ws(workspace: Optional[Path]):
 
     return Workspace.resolve(workspace)
 
-
-def _fail(err: Exception) -> None:
-    typer.echo(f"error: {err}", err=True)
-    raise typer.Exit(2)
 
 
 def train_lm_checkpoint(recipe: str, out: Path, sets: List[str]) -> dict:

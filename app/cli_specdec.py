@@ -8,18 +8,13 @@ from typing import Optional
 
 import typer
 
+from app.cli_options import WorkspaceOpt, fail as _fail
 from models.errors import EdgeZooError
 
 app = typer.Typer(help="QuantSpec self-speculative decoding: 4-bit draft + 8-bit-cache verifier of one byte LM.",
                   no_args_is_help=True)
-WorkspaceOpt = typer.Option(None, "--workspace", "-w", envvar="EDGEZOO_WORKSPACE",
-                            help="workspace folder (default ./edgezoo-workspace)")
 STYLE = {"accepted": "green", "corrected": "bold red", "bonus": "bold blue", "plain": "white"}
 
-
-def _fail(err: Exception) -> None:
-    typer.echo(f"error: {err}", err=True)
-    raise typer.Exit(2)
 
 
 def _ints(text: str, what: str) -> list[int]:
