@@ -9,7 +9,7 @@ from typing import List, Optional
 
 import typer
 
-from app.cli_options import WorkspaceOpt, fail as _fail
+from app.cli_options import WorkspaceOpt, fail as _fail, run_app
 from models.errors import EdgeZooError
 
 app = typer.Typer(help="EdgeZoo: train, compress, export and profile efficient models for edge devices.",
@@ -206,7 +206,4 @@ _add_subcommands()
 
 
 def main() -> None:
-    try:
-        app()
-    except KeyboardInterrupt:
-        sys.exit(130)
+    run_app(app, "edgezoo")

@@ -51,4 +51,6 @@ for _fmt in ("onnx", "coreml", "mlx", "torch"):
 
 
 def main() -> None:
-    app()
+    from app.cli_options import run_app
+
+    run_app(app, "exporters")

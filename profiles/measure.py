@@ -83,8 +83,9 @@ def _run_child(request: dict[str, Any], timeout: float) -> dict[str, Any]:
 
 def measure(artifact_path: Path | Artifact, runtime: str | None = None, threads: int = 2,
             scenario: Scenario | None = None, options: dict[str, Any] | None = None,
-            timeout: float = 180.0) -> dict[str, Any]:
-    """Profile one artifact on one runtime in a fresh child process; returns the full record."""
+            timeout: float = 180.0, inputs: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """Profile one artifact on one runtime in a fresh child process; returns the full record.
+    `inputs` ([{"name", "shape", "dtype"}]) overrides the artifact's declared input specs (foreign models)."""
     artifact = artifact_path if isinstance(artifact_path, Artifact) else load_artifact(Path(artifact_path))
     runtime = runtime or DEFAULT_RUNTIME.get(artifact.manifest.get("format", ""), "onnxruntime")
     scenario, options = scenario or Scenario(), options or {}
@@ -92,7 +93,7 @@ def measure(artifact_path: Path | Artifact, runtime: str | None = None, threads:
     record = _base_record(artifact, runtime, threads, scenario, key)
     request = {"runtime": runtime, "threads": threads, "scenario": dataclasses.asdict(scenario), "options": options,
                "model_file": str(artifact.model_file), "folder": str(artifact.path),
-               "inputs": artifact.manifest.get("inputs"), "evaluate": not artifact.manifest.get("foreign"),
+               "inputs": inputs or artifact.manifest.get("inputs"), "evaluate": not artifact.manifest.get("foreign"),
                "env": child_env(runtime)}
     record["child_env"] = request["env"]
     result = _run_child(request, timeout)
