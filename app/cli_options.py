@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import os
+import signal
 import sys
 from typing import Callable, NoReturn
 
@@ -46,6 +47,11 @@ def finite_float(low: float | None = None, high: float | None = None, *, strict_
     return check
 
 
+def _terminate(signum: int, frame: object) -> None:
+    """SIGTERM unwinds like Ctrl-C: measuring children are stopped, temp dirs removed, the interruption recorded."""
+    raise KeyboardInterrupt("SIGTERM")
+
+
 def run_app(app: typer.Typer, prog: str) -> NoReturn:
     """Run a Typer app so that every failure is one line on stderr and a non-zero exit, never a traceback.
 
@@ -56,6 +62,7 @@ def run_app(app: typer.Typer, prog: str) -> NoReturn:
     from models.errors import EdgeZooError
 
     command = typer.main.get_command(app)
+    previous = signal.signal(signal.SIGTERM, _terminate)
     try:
         code = command.main(args=sys.argv[1:], prog_name=prog, standalone_mode=False)
     except typer.Exit as e:
@@ -79,4 +86,6 @@ def run_app(app: typer.Typer, prog: str) -> NoReturn:
         typer.echo(f"error: unexpected {e.__class__.__name__}: {first} -> this is a bug in EdgeZoo; rerun with "
                    "EDGEZOO_DEBUG=1 to see the traceback and report it", err=True)
         code = 1
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     sys.exit(code if isinstance(code, int) else 0)

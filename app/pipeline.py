@@ -62,6 +62,7 @@ def failure_record(stage: str, model: str, fmt: str, spec: str, err: Exception) 
 
 
 def profile_or_reuse(artifact, store, threads: int, scenario: Any = None) -> dict[str, Any]:
+    from profiles.launcher import keep_interrupted
     from profiles.measure import Scenario, measure, request_key
     from profiles.runtimes import DEFAULT_RUNTIME
 
@@ -72,7 +73,8 @@ def profile_or_reuse(artifact, store, threads: int, scenario: Any = None) -> dic
         rows = store.rows("WHERE cache_key=? AND status=?", (key, status))
         if rows:
             return rows[-1]
-    record = measure(artifact, runtime, threads, scenario)
+    with keep_interrupted(store):
+        record = measure(artifact, runtime, threads, scenario)
     rid = store.add(record)
     return store.rows("WHERE id=?", (rid,))[0]
 

@@ -11,7 +11,6 @@ import json
 import os
 import platform
 import re
-import shutil
 import subprocess
 import time
 from dataclasses import dataclass
@@ -25,6 +24,7 @@ from torch import nn
 from exporters import FORMATS
 from exporters.compression import CompressionSpec, compress_, parse_spec
 from exporters.compression.torch_level import compressible_layers, weight_sparsity
+from exporters.output import check_out_dir, publish, resolve_out, staging
 from models import checkpoint
 from models.checkpoint import file_sha256
 from models.errors import ArtifactError, ConversionError
@@ -149,32 +149,38 @@ def export_checkpoint(ckpt_dir: Path, fmt: str, spec_text: str = "none", out_dir
     spec = parse_spec(spec_text, fmt)
     model, card = checkpoint.load(ckpt_dir)
     ckpt_hash = checkpoint.checkpoint_hash(ckpt_dir)
+    named = out_dir is not None  # a folder the user named is replaced only with force; the default one is ours
     if out_dir is None:
         out_dir = default_out_dir(workspace or Path(os.environ.get("EDGEZOO_WORKSPACE", "edgezoo-workspace")),
                                   card, ckpt_hash, fmt, spec)
-    out_dir = Path(out_dir)
+    out_dir = resolve_out(out_dir)
     cache_key = {"checkpoint_sha256": ckpt_hash, "format": fmt, "compression": spec.to_dict(),
                  "exporter_version": EXPORTER_VERSION}
     if not force and (existing := _reusable(out_dir, cache_key)) is not None:
         return existing
+    may_replace = force or not named
+    check_out_dir(out_dir, may_replace)
+    with staging(out_dir) as tmp:
+        manifest = _export_into(tmp, exporter, model, card, ckpt_dir, ckpt_hash, fmt, spec, cache_key)
+        publish(tmp, out_dir, may_replace)
+    return Artifact(out_dir, manifest)
 
+
+def _export_into(tmp: Path, exporter, model: nn.Module, card: dict[str, Any], ckpt_dir: Path, ckpt_hash: str,
+                 fmt: str, spec: CompressionSpec, cache_key: dict[str, Any]) -> dict[str, Any]:
+    """Compress, convert, verify and write the manifest into the staging folder `tmp`."""
     reference = exportable(model)
     n_weights = weight_count(reference)
     compressed = compressed_model(ckpt_dir, ckpt_hash, card, spec)
     inputs = example_inputs(compressed, 1)
     cost = try_model_cost(compressed, inputs)  # FLOPs + fp32 activation bytes at batch 1, before any exporter casts
-    tmp = out_dir.with_name(out_dir.name + ".partial")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
     write_eval_data(compressed, card, tmp)  # before export: some exporters cast the model in place
     t0 = time.perf_counter()
     try:
         info = exporter.export(compressed, inputs, tmp, spec)
     except ConversionError:
-        shutil.rmtree(tmp, ignore_errors=True)
         raise
     except Exception as e:  # converters raise anything: name the op when the message does
-        shutil.rmtree(tmp, ignore_errors=True)
         raise ConversionError(f"{fmt} conversion of {card['model']} failed: {conversion_summary(e)}",
                               "try another format or compression, or replace the unsupported op in the model") from None
     export_seconds = time.perf_counter() - t0
@@ -202,9 +208,7 @@ def export_checkpoint(ckpt_dir: Path, fmt: str, spec_text: str = "none", out_dir
     }
     manifest["verification"] = exporter.verify(reference, Artifact(tmp, manifest))
     (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True, default=str))
-    shutil.rmtree(out_dir, ignore_errors=True)
-    tmp.rename(out_dir)
-    return Artifact(out_dir, manifest)
+    return manifest
 
 
 def _reusable(out_dir: Path, cache_key: dict[str, Any]) -> Artifact | None:
@@ -221,19 +225,38 @@ def _reusable(out_dir: Path, cache_key: dict[str, Any]) -> Artifact | None:
 
 
 def load_artifact(path: Path) -> Artifact:
-    """Open an artifact folder (or a model file inside one). Foreign files get a synthesized manifest."""
-    path = Path(path)
+    """Open an artifact folder, or a model file, resolved from the caller's directory. A file named directly is the
+    file measured: the folder's manifest describes it only when it names that very file."""
+    path = resolve_out(path)
     if not path.exists():
         raise ArtifactError(f"artifact {path} does not exist", "pass a folder made by `exporters` or an .onnx/.mlpackage/.mlxfn file")
-    folder = path if path.is_dir() and not path.suffix == ".mlpackage" else path.parent
+    is_folder = path.is_dir() and path.suffix != ".mlpackage"
+    folder = path if is_folder else path.parent
     mf = folder / MANIFEST
-    if mf.exists():
-        try:
-            manifest = json.loads(mf.read_text())
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            raise ArtifactError(f"manifest {mf} is corrupt", "re-export with `exporters`") from None
-        return Artifact(folder, manifest)
-    return foreign_artifact(path)
+    if not mf.exists():
+        if is_folder:
+            raise ArtifactError(f"{path} is a folder without {MANIFEST}",
+                                "pass an artifact folder made by `exporters`, or the model file inside it")
+        return foreign_artifact(path)
+    try:
+        manifest = json.loads(mf.read_text())
+        model_file = manifest["model_file"]
+    except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError):
+        raise ArtifactError(f"manifest {mf} is corrupt", "re-export with `exporters`") from None
+    if not is_folder and path.name != model_file:
+        return foreign_artifact(path)  # another file beside an artifact: measured as itself
+    return Artifact(folder, manifest)
+
+
+def check_integrity(artifact: Artifact) -> None:
+    """The bytes to be measured are the bytes that were exported and verified (sha256 against the manifest)."""
+    expected = artifact.manifest.get("sha256")
+    path = artifact.model_file
+    if not path.exists():
+        raise ArtifactError(f"artifact model file {path} is missing", "re-export the artifact with `exporters`")
+    if expected and dir_sha256(path) != expected:
+        raise ArtifactError(f"{path} does not match its manifest (sha256 differs from the exported file's)",
+                            "re-export it with `exporters ... --force`, or profile the file alone as a foreign model")
 
 
 def foreign_artifact(path: Path) -> Artifact:

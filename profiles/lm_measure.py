@@ -12,10 +12,7 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import subprocess
 import sys
-import tempfile
 import time
 import traceback
 from pathlib import Path
@@ -24,10 +21,10 @@ from typing import Any, Callable
 import numpy as np
 
 from profiles import memory
+from profiles.launcher import MeasurementInterrupted, interrupted_result, run_child
 from profiles.runtimes.base import RuntimeUnavailable
 from profiles.stats import summarize
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
 RUNTIME_OF = {"torch": "torch", "onnx": "onnxruntime", "mlx": "mlx", "coreml": "coreml"}
 COREML_UNAVAILABLE = "Core ML runs only on macOS 15+; this LM artifact was verified structurally (lm_manifest.json)"
 
@@ -141,8 +138,10 @@ def child(req: dict[str, Any]) -> dict[str, Any]:
 def measure_lm(folder: Path, runtime: str | None = None, threads: int = 2, prompt_len: int = 32, new_tokens: int = 32,
                context: int = 64, eval_windows: int = 64, timeout: float = 600.0, repeats: int = 3) -> dict[str, Any]:
     """Profile one LM artifact folder in a child process; returns a record for profiles.store.Store.add."""
+    from exporters.lm.artifact import read_lm_manifest
+
     folder = Path(folder).resolve()  # one key per artifact however the path was typed
-    man = json.loads((folder / "lm_manifest.json").read_text())
+    man = read_lm_manifest(folder)
     runtime = runtime or RUNTIME_OF[man["format"]]
     req = {"folder": str(folder), "runtime": runtime, "threads": threads, "prompt_len": prompt_len,
            "new_tokens": new_tokens, "context": context, "eval_windows": eval_windows, "repeats": repeats,
@@ -152,17 +151,11 @@ def measure_lm(folder: Path, runtime: str | None = None, threads: int = 2, promp
                                                                        "checkpoint", "checkpoint_sha256")},
                               "runtime": runtime, "threads": threads, "scenario": {**req, "kind": "lm-generate"},
                               "cache_key": None}
-    with tempfile.TemporaryDirectory(prefix="edgezoo-lm-") as tmp:
-        rq, rs = Path(tmp) / "req.json", Path(tmp) / "res.json"
-        rq.write_text(json.dumps(req))
-        env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT), "OMP_NUM_THREADS": str(threads)}
-        try:
-            proc = subprocess.run([sys.executable, "-m", "profiles.lm_measure", str(rq), str(rs)], capture_output=True,
-                                  text=True, timeout=timeout, env=env, cwd=PROJECT_ROOT)
-            res = json.loads(rs.read_text()) if rs.exists() else {
-                "status": "failed", "error_class": "ChildCrashed", "error_message": (proc.stderr.strip().splitlines() or ["?"])[-1][:300]}
-        except subprocess.TimeoutExpired:
-            res = {"status": "failed", "error_class": "Timeout", "error_message": f"no result in {timeout:.0f} s"}
+    try:
+        res = run_child("profiles.lm_measure", req, timeout, env={"OMP_NUM_THREADS": str(threads)})
+    except KeyboardInterrupt:
+        record.update(interrupted_result("LM profiling"))
+        raise MeasurementInterrupted(record) from None
     record.update(res)
     return record
 

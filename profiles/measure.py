@@ -6,21 +6,16 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import os
-import subprocess
-import sys
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from exporters.artifact import Artifact, git_commit, load_artifact
+from exporters.artifact import Artifact, check_integrity, git_commit, load_artifact
+from models.errors import ArtifactError
 from profiles.device import environment, fingerprint
+from profiles.launcher import MeasurementInterrupted, interrupted_result, run_child
 from profiles.runtimes import DEFAULT_RUNTIME, child_env
-
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-
 
 @dataclass(frozen=True)
 class Scenario:
@@ -57,30 +52,6 @@ def _base_record(artifact: Artifact, runtime: str, threads: int, scenario: Scena
     }
 
 
-def _run_child(request: dict[str, Any], timeout: float) -> dict[str, Any]:
-    with tempfile.TemporaryDirectory(prefix="edgezoo-measure-") as tmp:
-        req_path, res_path = Path(tmp) / "request.json", Path(tmp) / "result.json"
-        req_path.write_text(json.dumps(request))
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(PROJECT_ROOT), os.environ.get("PYTHONPATH")])),
-               "OMP_NUM_THREADS": str(request["threads"]), **request["env"]}
-        try:
-            proc = subprocess.run([sys.executable, "-m", "profiles.child", str(req_path), str(res_path)],
-                                  capture_output=True, text=True, timeout=timeout, env=env, cwd=PROJECT_ROOT)
-        except subprocess.TimeoutExpired:
-            return {"status": "failed", "error_class": "Timeout",
-                    "error_message": f"the measuring child did not finish in {timeout:.0f} s and was killed; "
-                                     "raise --timeout or check the runtime for a hang"}
-        if res_path.exists():
-            try:
-                return json.loads(res_path.read_text())
-            except json.JSONDecodeError:
-                pass
-        tail = (proc.stderr.strip().splitlines() or ["(no output)"])[-1][:300]
-        return {"status": "failed", "error_class": "ChildCrashed",
-                "error_message": f"the measuring child exited with code {proc.returncode} before reporting: {tail}",
-                "stderr_tail": proc.stderr[-4000:]}
-
-
 def measure(artifact_path: Path | Artifact, runtime: str | None = None, threads: int = 2,
             scenario: Scenario | None = None, options: dict[str, Any] | None = None,
             timeout: float = 180.0, inputs: list[dict[str, Any]] | None = None) -> dict[str, Any]:
@@ -96,7 +67,16 @@ def measure(artifact_path: Path | Artifact, runtime: str | None = None, threads:
                "inputs": inputs or artifact.manifest.get("inputs"), "evaluate": not artifact.manifest.get("foreign"),
                "env": child_env(runtime)}
     record["child_env"] = request["env"]
-    result = _run_child(request, timeout)
+    try:
+        check_integrity(artifact)
+    except ArtifactError as e:  # a failure row: the bytes on disk are not the ones exported and verified
+        return {**record, "status": "failed", "error_class": "ArtifactModified", "error_message": str(e)}
+    try:
+        result = run_child("profiles.child", request, timeout,
+                           env={"OMP_NUM_THREADS": str(threads), **request["env"]})
+    except KeyboardInterrupt:
+        record.update(interrupted_result("profiling"))
+        raise MeasurementInterrupted(record) from None
     record.update(result)
     parity = record.get("parity")
     if record["status"] == "ok" and parity and not parity.get("ok"):

@@ -27,6 +27,7 @@ def sweep_lcs(checkpoint: Path, alphas: tuple[float, ...] = DEFAULT_ALPHAS, form
     """Export `checkpoint` with `lcs:alpha=A` for every alpha and format, measure each in a child process,
     add the records to `store` (when given) and return one row per (alpha, format)."""
     from exporters.artifact import export_checkpoint
+    from profiles.launcher import MeasurementInterrupted
     from profiles.measure import measure
 
     rows = []
@@ -34,7 +35,12 @@ def sweep_lcs(checkpoint: Path, alphas: tuple[float, ...] = DEFAULT_ALPHAS, form
         for alpha in alphas:
             art = export_checkpoint(Path(checkpoint), fmt, f"lcs:alpha={alpha}", workspace=workspace)
             log(f"{fmt} alpha={alpha:g}: exported {art.path}")
-            record = measure(art, threads=threads, scenario=scenario)
+            try:
+                record = measure(art, threads=threads, scenario=scenario)
+            except MeasurementInterrupted as e:
+                if store is not None:
+                    store.add(e.record)
+                raise
             if store is not None:
                 store.add(record)
             rows.append(sweep_row(record, alpha))

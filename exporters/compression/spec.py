@@ -37,6 +37,8 @@ class CompressionSpec:
         """Canonical short name, used in folder names and tables."""
         if self.method == "int4":
             return f"int4-b{self.block}"
+        if self.method == "int8" and self.block:
+            return f"int8-b{self.block}"
         if self.method == "prune":
             return f"prune{round(self.sparsity * 100)}" + (f"-ft{self.finetune}" if self.finetune else "")
         if self.method == "palettize":

@@ -65,7 +65,11 @@ def test_corrupt_model_file_is_a_failure_record(onnx_artifact, tmp_path) -> None
     shutil.copytree(onnx_artifact.path, bad)
     (bad / "model.onnx").write_bytes(b"\x00garbage" * 100)
     r = measure(bad, scenario=QUICK)
-    assert r["status"] == "failed" and r["error_class"]
+    assert r["status"] == "failed" and r["error_class"] == "ArtifactModified"  # sha256 checked before any timing
+    alone = tmp_path / "alone.onnx"  # the same bytes as a foreign file: the runtime's own failure is the record
+    alone.write_bytes(b"\x00garbage" * 100)
+    r = measure(alone, scenario=QUICK)
+    assert r["status"] == "failed" and r["error_class"] not in ("ArtifactModified", "ChildCrashed")
 
 
 def test_coreml_is_unavailable_on_linux(tiny_checkpoints, tmp_path) -> None:
