@@ -5,15 +5,13 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import signal
 import sys
-from typing import Callable, NoReturn
+from pathlib import Path
+from typing import Any, Callable, NoReturn
 
 import typer
-
-WorkspaceOpt = typer.Option(None, "--workspace", "-w", envvar="EDGEZOO_WORKSPACE",
-                            help="workspace folder (default ./edgezoo-workspace)")
-
 
 def fail(err: Exception) -> NoReturn:
     """Print `error: <problem -> fix>` to stderr and exit 2."""
@@ -47,6 +45,112 @@ def finite_float(low: float | None = None, high: float | None = None, *, strict_
     return check
 
 
+def int_in_range(low: int, high: int, example: int | None = None) -> Callable[[int | None], int | None]:
+    """Option callback: an integer in [low, high]."""
+    at_least = int_at_least(low, example)
+
+    def check(value: int | None) -> int | None:
+        if at_least(value) is not None and value > high:
+            raise typer.BadParameter(f"{value} is above {high}; pass an integer from {low} to {high}, "
+                                     f"e.g. {example or low}")
+        return value
+    return check
+
+
+def one_of(choices: tuple[str, ...]) -> Callable[[str | None], str | None]:
+    """Option callback: one of `choices` (None passes)."""
+    def check(value: str | None) -> str | None:
+        if value is not None and value not in choices:
+            raise typer.BadParameter(f"{value!r} is not one of {', '.join(choices)}; pass one of them")
+        return value
+    return check
+
+
+def int_list(low: int = 0, example: str = "0,1,2") -> Callable[[str | None], list[int] | None]:
+    """Option callback: comma-separated distinct integers >= low, e.g. `--seeds 0,1,2` (None passes)."""
+    def check(value: str | None) -> list[int] | None:
+        if value is None:
+            return None
+        items = [v.strip() for v in value.split(",")]
+        if not all(re.fullmatch(r"-?[0-9]+", v) for v in items):
+            raise typer.BadParameter(f"{value!r} is not a comma-separated list of integers; pass e.g. {example}")
+        numbers = [int(v) for v in items]
+        if min(numbers) < low or len(set(numbers)) != len(numbers):
+            raise typer.BadParameter(f"{value!r} has a repeated integer or one below {low}; "
+                                     f"pass distinct integers >= {low}, e.g. {example}")
+        return numbers
+    return check
+
+
+def input_specs(values: list[str] | None) -> list[dict[str, Any]] | None:
+    """Option callback for repeatable `--input NAME=SHAPE[:DTYPE]` (e.g. `x=1x64:float32`, dtype float32 when
+    left out): [{"name", "shape", "dtype"}], the input specs of a model whose inputs cannot be read from it."""
+    from profiles.child import _DTYPES as DTYPES
+
+    example = "pass NAME=SHAPE:DTYPE, e.g. --input x=1x64:float32"
+    specs: list[dict[str, Any]] = []
+    for text in values or []:
+        name, sep, rest = text.partition("=")
+        shape_text, _, dtype = rest.rpartition(":") if ":" in rest else (rest, "", "float32")
+        dims = shape_text.split("x")
+        if not sep or not name.strip() or not all(re.fullmatch(r"0*[1-9][0-9]*", d) for d in dims):
+            raise typer.BadParameter(f"{text!r} is not NAME=SHAPE:DTYPE with positive integer dims; {example}")
+        if dtype not in DTYPES:
+            raise typer.BadParameter(f"dtype {dtype!r} in {text!r} is unknown; use one of {', '.join(DTYPES)}")
+        if name in {s["name"] for s in specs}:
+            raise typer.BadParameter(f"input {name!r} is given twice; give each input once")
+        specs.append({"name": name, "shape": [int(d) for d in dims], "dtype": dtype})
+    return specs or None
+
+
+def _file_above(path: Path) -> Path | None:
+    """The first existing ancestor of `path` that is not a folder (then `path` cannot be created), if any."""
+    for parent in path.absolute().parents:
+        if parent.exists() or parent.is_symlink():
+            return None if parent.is_dir() else parent
+    return None
+
+
+def output_path(kind: str) -> Callable[[Any], Any]:
+    """Option callback for paths written to: `kind` "folder" refuses an existing file, "file" an existing folder;
+    both refuse a path under a file and a broken or looping symlink. Takes a path or a list of paths."""
+    def check_one(path: Path) -> None:
+        if path.is_symlink() and not path.exists():
+            raise typer.BadParameter(f"{path} is a broken symlink or a symlink loop; pass a plain {kind} path")
+        if kind == "folder" and path.exists() and not path.is_dir():
+            raise typer.BadParameter(f"{path} is a file, not a folder; pass a new or existing folder")
+        if kind == "file" and path.is_dir():
+            raise typer.BadParameter(f"{path} is a folder; pass a file path inside it, e.g. {path / 'report.html'}")
+        blocker = _file_above(path)
+        if blocker is not None:
+            raise typer.BadParameter(f"{blocker} is a file, so {path} cannot be created; pass a path under a folder")
+
+    def check(value: Any) -> Any:
+        for path in value if isinstance(value, (list, tuple)) else [value] if value is not None else []:
+            check_one(Path(path))
+        return value
+    return check
+
+
+def check_workspace(value: Path | None) -> Path | None:
+    """Callback of WorkspaceOpt: a workspace that is a file, a symlink loop or under a file fails before any work."""
+    from app.workspace import Workspace, WorkspaceError
+
+    try:
+        root = Workspace.resolve(value).root
+    except WorkspaceError as e:
+        raise typer.BadParameter(str(e)) from None
+    blocker = _file_above(root)
+    if blocker is not None:
+        raise typer.BadParameter(f"workspace {value or root} lies under {blocker}, which is a file -> "
+                                 "pass --workspace a folder path (it is created if missing)")
+    return value
+
+
+WorkspaceOpt = typer.Option(None, "--workspace", "-w", envvar="EDGEZOO_WORKSPACE", callback=check_workspace,
+                            help="workspace folder (default ./edgezoo-workspace)")
+
+
 def _terminate(signum: int, frame: object) -> None:
     """SIGTERM unwinds like Ctrl-C: measuring children are stopped, temp dirs removed, the interruption recorded."""
     raise KeyboardInterrupt("SIGTERM")
@@ -74,7 +178,6 @@ def run_app(app: typer.Typer, prog: str) -> NoReturn:
             typer.echo(f"error: {e.format_message()}{where}", err=True)
         code = e.exit_code
     except (typer.Abort, KeyboardInterrupt):
-        typer.echo("interrupted", err=True)
         code = 130
     except EdgeZooError as e:
         typer.echo(f"error: {e}", err=True)
@@ -88,4 +191,6 @@ def run_app(app: typer.Typer, prog: str) -> NoReturn:
         code = 1
     finally:
         signal.signal(signal.SIGTERM, previous)
+    if code == 130:  # typer turns KeyboardInterrupt (Ctrl-C, or SIGTERM above) into a silent exit 130
+        typer.echo("interrupted: stopped by Ctrl-C or SIGTERM", err=True)
     sys.exit(code if isinstance(code, int) else 0)

@@ -6,13 +6,14 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from exporters.artifact import Artifact, check_integrity, git_commit, load_artifact
-from models.errors import ArtifactError
+from models.errors import ArtifactError, EdgeZooError
 from profiles.device import environment, fingerprint
 from profiles.launcher import MeasurementInterrupted, interrupted_result, run_child
 from profiles.runtimes import DEFAULT_RUNTIME, child_env
@@ -57,6 +58,10 @@ def measure(artifact_path: Path | Artifact, runtime: str | None = None, threads:
             timeout: float = 180.0, inputs: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     """Profile one artifact on one runtime in a fresh child process; returns the full record.
     `inputs` ([{"name", "shape", "dtype"}]) overrides the artifact's declared input specs (foreign models)."""
+    if not isinstance(threads, int) or threads < 1:
+        raise EdgeZooError(f"threads {threads!r} is not a positive integer", "pass threads >= 1, e.g. 2")
+    if not (isinstance(timeout, (int, float)) and math.isfinite(timeout) and timeout > 0):
+        raise EdgeZooError(f"timeout {timeout!r} is not a finite positive number of seconds", "pass e.g. 180")
     artifact = artifact_path if isinstance(artifact_path, Artifact) else load_artifact(Path(artifact_path))
     runtime = runtime or DEFAULT_RUNTIME.get(artifact.manifest.get("format", ""), "onnxruntime")
     scenario, options = scenario or Scenario(), options or {}
