@@ -1,9 +1,13 @@
 """OpenELM -> an mlx-lm model folder (config.json with `model_type: openelm` + model.safetensors, upstream names).
 
 mlx-lm ships `mlx_lm/models/openelm.py` with the same parameter names, so `mlx_lm.utils.load_model(folder)` loads
-it directly. Optional quantization uses mlx-lm's own path (`nn.quantize`, affine, group 64 by default: ~4.5 bits per
-weight); layers whose input width is not a multiple of the group stay float (card 01 section 6). SeedLM has no MLX
-op on Linux: a SeedLM model is exported with its reconstructed dense weights, and the manifest says so.
+it directly. Optional quantization uses mlx-lm's own path (`nn.quantize`, affine, one scale and one bias per group,
+both stored in the weights' dtype: float32 here, so group 32 costs 2 bits per weight on top of the codes). Only the
+block linears are quantized, as in the ONNX, Core ML and torch exports: the (tied) token embedding stays float, and
+layers whose input width is not a multiple of the group stay float too (card 01 section 6). Bits per weight are
+counted from the saved safetensors (codes + scales + biases of the quantized linears), never from a formula.
+SeedLM has no MLX op on Linux: a SeedLM model is exported with its reconstructed dense weights, and the manifest
+says so.
 """
 
 from __future__ import annotations
@@ -36,6 +40,8 @@ def _quantize_folder(folder: Path, bits: int, group: int) -> dict[str, Any]:
     skipped: list[str] = []
 
     def predicate(path: str, m: Any) -> bool:
+        if isinstance(m, nn.Embedding):  # the tied embedding (and so the LM head) stays float, as in every format
+            return False
         ok = hasattr(m, "to_quantized") and m.weight.shape[-1] % group == 0
         if hasattr(m, "to_quantized") and not ok:
             skipped.append(path)
@@ -46,7 +52,37 @@ def _quantize_folder(folder: Path, bits: int, group: int) -> dict[str, Any]:
     mx.save_safetensors(str(folder / "model.safetensors"), weights, metadata={"format": "mlx"})
     config["quantization"] = {"group_size": group, "bits": bits}
     (folder / "config.json").write_text(json.dumps(config, indent=2))
-    return {"bits": bits, "group_size": group, "mode": "affine", "float_layers": skipped}
+    return {"bits": bits, "group_size": group, "mode": "affine", "float_layers": skipped,
+            **count_quantized_bits(folder / "model.safetensors", bits, group)}
+
+
+def safetensors_index(path: Path) -> dict[str, dict[str, Any]]:
+    """{tensor name: {"dtype", "shape", "nbytes"}} from a safetensors header (8-byte length + JSON)."""
+    with open(path, "rb") as f:
+        header = json.loads(f.read(int.from_bytes(f.read(8), "little")))
+    return {k: {"dtype": v["dtype"], "shape": v["shape"], "nbytes": v["data_offsets"][1] - v["data_offsets"][0]}
+            for k, v in header.items() if k != "__metadata__"}
+
+
+def count_quantized_bits(path: Path, bits: int, group: int) -> dict[str, Any]:
+    """Stored bits per weight of the quantized layers of a saved mlx-lm model: 8 x (packed codes + scales + biases
+    bytes) / weights, the weight count read back from the packed codes (uint32 words x 32 / bits) and checked
+    against the scales (one per `group` weights)."""
+    index = safetensors_index(Path(path))
+    layers = sorted(k.removesuffix(".scales") for k in index if k.endswith(".scales"))
+    stored = weights = 0
+    for name in layers:
+        w, scales = index[f"{name}.weight"], index[f"{name}.scales"]
+        n = w["shape"][0] * w["shape"][-1] * 32 // bits
+        if n != scales["shape"][0] * scales["shape"][-1] * group:
+            raise ValueError(f"{name}: {n} packed {bits}-bit weights but scales for {scales['shape']} groups of {group}")
+        weights += n
+        parts = [f"{name}.{part}" for part in ("weight", "scales", "biases")]
+        stored += sum(index[p]["nbytes"] for p in parts if p in index)
+    if not weights:
+        raise ValueError(f"{path} holds no quantized layer")
+    return {"quantized_layers": layers, "quantized_weights": weights, "quantized_bytes": stored,
+            "scale_dtype": index[f"{layers[0]}.scales"]["dtype"], "bits_per_weight": 8 * stored / weights}
 
 
 def load_mlx(folder: Path, return_config: bool = False):

@@ -102,5 +102,32 @@ def test_mlx_lm_loads_and_generates_same_tokens(model: OpenELM, tmp_path: Path) 
     assert np.abs(mlx_logits(tmp_path / "mlx", x) - model(torch.from_numpy(x)).detach().numpy()).max() < 1e-4
     info = export_mlx_lm(model, tmp_path / "mlx4", q_bits=4, q_group=32)
     assert info["quantization"]["float_layers"] == ["transformer.layers.0.attn.out_proj"]  # in=16, not /32
-    assert info["size_bytes"] < (tmp_path / "mlx" / "model.safetensors").stat().st_size / 3
+    assert info["size_bytes"] < (tmp_path / "mlx" / "model.safetensors").stat().st_size / 2
     assert len(mlx_generate(tmp_path / "mlx4", prompt, 5)) == 5
+
+
+@pytest.mark.parametrize("bits,expected", [(4, 6.0), (8, 10.0)])
+def test_mlx_bits_per_weight_counted_from_the_saved_file(model: OpenELM, tmp_path: Path, bits: int,
+                                                         expected: float) -> None:
+    """Codes + float32 scale + float32 bias per group of 32 = bits + 2, read back from the safetensors file; the
+    tied embedding (and so the LM head) stays float, like the ONNX, Core ML and torch exports' embedding."""
+    pytest.importorskip("mlx_lm")
+    from safetensors.numpy import load_file
+
+    from exporters.compression.rtn_groups import lm_linear_names
+    from exporters.lm.mlx_lm_export import export_mlx_lm
+
+    info = export_mlx_lm(model, tmp_path / "q", q_bits=bits, q_group=32)["quantization"]
+    stored = load_file(str(tmp_path / "q" / "model.safetensors"))
+    linears = dict(model.named_modules())
+    quantized = [n for n in lm_linear_names(model) if n not in info["float_layers"]]
+    assert sorted(quantized) == info["quantized_layers"] and len(quantized) == 4 * model.args.num_transformer_layers - 1
+    n_weights = sum(linears[n].weight.numel() for n in quantized)
+    n_bytes = sum(stored[f"{n}.{part}"].nbytes for n in quantized for part in ("weight", "scales", "biases"))
+    assert info["quantized_weights"] == n_weights and info["quantized_bytes"] == n_bytes
+    assert info["bits_per_weight"] == 8 * n_bytes / n_weights == expected  # not the formula's bits + 32/32
+    assert stored[f"{quantized[0]}.scales"].dtype == np.float32
+    emb = "transformer.token_embeddings"
+    assert f"{emb}.scales" not in stored and stored[f"{emb}.weight"].dtype == np.float32
+    assert stored[f"{emb}.weight"].shape == (model.args.vocab_size, model.args.model_dim)
+    assert not [k for k in stored if k.endswith(".scales") and not k.startswith("transformer.layers.")]
