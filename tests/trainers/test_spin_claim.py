@@ -15,7 +15,8 @@ def test_quick_claim_runs_every_arm() -> None:
     assert [k.split(" [")[0] for k in result.measured] == ARMS
     for arm, s in result.measured.items():
         assert 0.2 < s["mean"] <= 1.0, (arm, s)  # well above chance (0.1) even after 3 epochs
-    assert result.verdict in ("pass", "fail", "inconclusive") and "sharing vs shrinking" in result.reason
+    # one seed: the two comparisons cannot pass, and the verdict says it comes from a quick run
+    assert result.verdict in ("fail (quick)", "inconclusive (quick)") and "sharing vs shrinking" in result.reason
     shared = next(k for k in result.measured if k.startswith("(ii) shared D8 r2 sequential"))
     shrunk = next(k for k in result.measured if k.startswith("(iii)"))
     assert "pw 1.1k" in shared and "pw 1.1k" in shrunk  # equal pointwise parameters (C=16: 4 x 272)

@@ -40,3 +40,18 @@ def test_line_trains_recalibrates_and_interpolates():
     x = torch.from_numpy(data.test.x[:5])
     assert torch.allclose(logits_at(d, 1.0, split.x, data.test.x[:5]), logits_at(b, 1.0, split.x, data.test.x[:5]), atol=1e-5)
     assert x.shape[0] == 5
+
+
+def test_quick_reproduce_subspaces():
+    """`edgezoo reproduce subspaces --quick` end to end (two seeds, 4 epochs; seconds)."""
+    from trainers.claims import label_verdict, reproduce
+    from trainers.subspaces.claim import verdict
+
+    r = reproduce("subspaces", quick=True)
+    assert r.paper == "subspaces" and r.quick and r.seeds == [0, 1]
+    assert r.verdict in ("pass (quick)", "fail (quick)", "inconclusive (quick)")
+    assert r.verdict == label_verdict(verdict(r.measured)[0], True)
+    for key in ("A_noisy", "B_mid_noisy", "A_clean", "B_mid_clean", "B_min_line", "D_mid", "B_ensemble"):
+        assert len(r.measured[key]["per_seed"]) == 2 and 0.1 < r.measured[key]["mean"] <= 1.0, key
+    assert r.measured["B_min_line"]["mean"] <= r.measured["B_min_end"]["mean"]  # a minimum over the line's alphas
+    assert 0 <= r.measured["B_cos2"]["mean"] < 1 and "3b barrier" in r.reason

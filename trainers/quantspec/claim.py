@@ -21,7 +21,7 @@ from torch.nn import functional as F
 from models.speculative import (QuantSpecDecoder, SpecStats, analytic_speedup, chi2_gof, filtered_probs,
                                 speculative_accept)
 from profiles.specdec_measure import compare_speed, pooled, val_prompts
-from trainers.claims import ClaimResult, compare, seed_summary
+from trainers.claims import ClaimResult, combine, compare, seed_summary
 from trainers.openelm.claim import cached_fit
 from trainers.openelm.recipe import LMRecipe
 from trainers.text import bits_per_byte
@@ -171,7 +171,7 @@ def _verdict(per_seed: list[dict[str, Any]], m: dict[str, dict[str, Any]]) -> tu
     alpha = 0.01  # the card's threshold, per test (rule and end to end, every seed)
     c4 = all(s["chi2"]["rule"] > alpha and s["chi2"]["e2e"] > alpha for s in per_seed)
     verdicts = ["pass" if c1 else "fail", "pass" if c2 else "fail", c3, "pass" if c4 else "fail"]
-    verdict = "fail" if "fail" in verdicts else ("inconclusive" if "inconclusive" in verdicts else "pass")
+    verdict = combine(verdicts)
     gaps = [g for s in per_seed for g in s["mismatch_gaps"]]
     reason = (f"(1) {'pass' if c1 else 'fail'}: {sum(s['mismatches'] for s in per_seed)} of "
               f"{sum(s['runs'] for s in per_seed)} greedy runs differ from the verifier view"
@@ -207,7 +207,7 @@ def reproduce(quick: bool = False, seeds: list[int] | None = None) -> ClaimResul
              f"costs <= {BPB_MARGIN} bpb, the x4 draft out-accepts a sparse-KV ({cfg.sink} sink + {cfg.recent} recent) "
              "draft at gamma 4, sampling is lossless")
     return ClaimResult(paper="quantspec", claim=claim, paper_numbers=PAPER_NUMBERS, measured=m,
-                       verdict=f"{verdict} (quick)" if quick else verdict, reason=reason, quick=quick, seeds=seeds)
+                       verdict=verdict, reason=reason, quick=quick, seeds=seeds)
 
 
 PAPER_NUMBERS = {

@@ -7,7 +7,8 @@ Arms (ConvMixer, 16x16 digits, patch 2, ReLU, kernel 3; AdamW through trainers.l
   (iv)  WF-mean: (ii)-sequential fused from (i), fine-tuned E/5 epochs
   (v)   (ii)-sequential from scratch for E + E/5 epochs (the epochs of (i) + (iv))
 Every arm's BatchNorm statistics are recomputed on the training set after training (trainers/spin/bn.py).
-Pass: mean(ii-seq) >= mean(iii); mean(iv) >= mean(v); the three mappings within 2 points.
+Pass: mean(ii-seq) >= mean(iii); mean(iv) >= mean(v); the three mappings within 2 points. The two comparisons
+need at least two seeds (trainers.claims.compare): the one-seed quick run can be inconclusive or fail, never pass.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from models.layers.sharing import unique_parameters
 from models.registry import build
-from trainers.claims import ClaimResult, compare, seed_summary
+from trainers.claims import ClaimResult, combine, compare, seed_summary
 from trainers.loop import evaluate, finetune
 from trainers.spin import fusion
 from trainers.spin.bn import precise_bn
@@ -99,7 +100,7 @@ def verdict(m: dict[str, dict[str, Any]]) -> tuple[str, str]:
     spread = max(means[f"(ii) shared D8 r2 {k}"] for k in MAPPINGS) - min(means[f"(ii) shared D8 r2 {k}"] for k in MAPPINGS)
     mappings = "pass" if spread <= 0.02 else "fail"
     parts = [share_vs_shrink, fusion_vs_scratch, mappings]
-    overall = "fail" if "fail" in parts else "pass" if all(p == "pass" for p in parts) else "inconclusive"
+    overall = combine(parts)
     reason = (f"sharing vs shrinking {means['(ii) shared D8 r2 sequential']:.4f} vs {means['(iii) vanilla D4']:.4f}: "
               f"{share_vs_shrink}; fusion vs scratch {means['(iv) WF-mean from (i)']:.4f} vs "
               f"{means['(v) shared sequential scratch']:.4f}: {fusion_vs_scratch}; mapping spread {spread:.4f} "
