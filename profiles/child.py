@@ -36,7 +36,9 @@ def synthesize_inputs(specs: list[dict[str, Any]], batch: int, seed: int = 0) ->
     return out
 
 
-def _timed_loop(rt, inputs: list[np.ndarray], sc: dict[str, Any]) -> list[float]:
+def _timed_loop(rt, inputs: list[np.ndarray], sc: dict[str, Any]) -> tuple[list[float], dict[str, Any]]:
+    """Run until both min_iters and min_seconds are reached, or a cap (max_iters, max_seconds) stops it first.
+    Returns the samples (s) and how the loop ended: `stopped_by` and whether it ran under min_seconds."""
     samples: list[float] = []
     start = time.perf_counter()
     while True:
@@ -44,9 +46,17 @@ def _timed_loop(rt, inputs: list[np.ndarray], sc: dict[str, Any]) -> list[float]
         rt.run(inputs)
         samples.append(time.perf_counter() - t0)
         elapsed = time.perf_counter() - start
-        enough = len(samples) >= sc["min_iters"] and elapsed >= sc["min_seconds"]
-        if enough or elapsed >= sc["max_seconds"] or len(samples) >= sc["max_iters"]:
-            return samples
+        if len(samples) >= sc["min_iters"] and elapsed >= sc["min_seconds"]:
+            stopped_by = "min_iters_and_seconds"
+        elif len(samples) >= sc["max_iters"]:
+            stopped_by = "max_iters"
+        elif elapsed >= sc["max_seconds"]:
+            stopped_by = "max_seconds"
+        else:
+            continue
+        return samples, {"stopped_by": stopped_by, "loop_seconds": elapsed, "min_seconds": sc["min_seconds"],
+                         "below_min_seconds": elapsed < sc["min_seconds"],
+                         "below_min_iters": len(samples) < sc["min_iters"]}
 
 
 def _evaluate(rt, folder: Path) -> dict[str, Any] | None:
@@ -78,18 +88,18 @@ def measure_in_child(req: dict[str, Any]) -> dict[str, Any]:
     result["runtime_options"] = rt.options()
     specs = req.get("inputs") or rt.input_specs()
     inputs = synthesize_inputs(specs, rt.fixed_batch or sc["batch"])
-    memory.reset_peak()
+    peak_reset = memory.reset_peak()
     t0 = time.perf_counter()
     rt.run(inputs)
     result["first_call_ms"] = (time.perf_counter() - t0) * 1e3
     for _ in range(sc["warmup"]):
         rt.run(inputs)
-    samples = _timed_loop(rt, inputs, sc)
+    samples, ended = _timed_loop(rt, inputs, sc)
     peak = memory.peak_rss()  # before any statistics allocate
-    result["latency"] = {"samples_ms": [s * 1e3 for s in samples], **summarize(samples)}
+    result["latency"] = {"samples_ms": [s * 1e3 for s in samples], **summarize(samples), **ended}
     result["memory"] = {"peak_rss_bytes": peak, "rss_before_load_bytes": rss_before,
                         "load_delta_bytes": (rss_loaded - rss_before) if rss_before and rss_loaded else None,
-                        "peak_label": "VmHWM after reset post-load" if sys.platform.startswith("linux") else "ru_maxrss"}
+                        "peak_reset": peak_reset, "peak_label": memory.peak_label(peak_reset)}
     result["input_shapes"] = [list(x.shape) for x in inputs]
     if req.get("evaluate", True):
         result.update(_evaluate(rt, Path(req["folder"])) or {})
