@@ -42,6 +42,21 @@ def peaked() -> OpenELM:
     return m
 
 
+@pytest.fixture(scope="module")
+def varied() -> OpenELM:
+    """A random tiny model whose greedy tokens vary and whose logits are sensitive to the cache: x8 KV quantization
+    changes some greedy tokens (by top-2 gaps of ~1e-3, far above float noise), so a decoder that verified on the
+    fp cache instead of the x8 view would give different tokens."""
+    torch.manual_seed(0)
+    m = OpenELM(ModelArgs.tiny()).eval()
+    with torch.no_grad():
+        m.transformer.norm.weight.copy_(torch.randn(m.args.model_dim))
+        for layer in m.transformer.layers:
+            layer.attn.out_proj.weight.mul_(8.0)
+            layer.ffn.proj_2.weight.mul_(8.0)
+    return m
+
+
 def _prompt(n: int, seed: int) -> list[int]:
     return torch.randint(0, 256, (n,), generator=torch.Generator().manual_seed(seed)).tolist()
 
@@ -66,6 +81,27 @@ def test_greedy_equals_autoregressive_verifier_view(tiny: OpenELM) -> None:
             assert st.new_tokens == 40 and st.verify_passes < 40
             accepted, corrected = accepted + st.accepted, corrected + st.corrected
     assert accepted > 0 and corrected > 0  # both branches of the step were exercised
+
+
+def test_greedy_follows_the_x8_cache_not_fp32(varied: OpenELM) -> None:
+    """Speculative greedy output equals the x8-cache verifier's own greedy output token for token, in a setup where
+    that output differs from plain fp32 greedy decoding: the test fails if the x8 view is not what is verified."""
+    dec = QuantSpecDecoder(varied, kv_group=8, residual=8)
+    differs = 0
+    for plen, seed in ((30, 0), (40, 2), (17, 2), (5, 0)):
+        prompt = _prompt(plen, seed)
+        ref, gaps = dec.verifier_generate(prompt, 40)
+        fp32 = [e.tokens[0] for e in dec.plain_stream(prompt, 40)]
+        assert len(set(ref)) > 5  # not one repeated byte
+        first = next((i for i, (a, b) in enumerate(zip(ref, fp32)) if a != b), None)
+        if first is not None:
+            differs += 1
+            assert gaps[first] > NEAR_TIE, (plen, seed)  # the cache decided it, not a float near-tie
+        for gamma in (1, 3, 6):
+            out, _ = dec.generate(prompt, 40, gamma=gamma)
+            assert out == ref, (plen, seed, gamma)
+            assert (out != fp32) == (first is not None)
+    assert differs >= 2  # sanity: in this setup the x8 cache changes the greedy tokens
 
 
 def test_verify_passes_see_the_autoregressive_cache(tiny: OpenELM, monkeypatch) -> None:
