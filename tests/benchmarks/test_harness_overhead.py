@@ -1,8 +1,11 @@
-"""Benchmarks of the profiling harness itself (figures printed, never asserted on time).
+"""Benchmarks of the profiling harness itself: the README's two targets, both ratios of figures measured in the
+same run (never an absolute time).
 
 (a) overhead: EdgeZoo's reported median for an ONNX model vs a bare in-process loop over an identically
-    configured onnxruntime session, as a ratio;
-(b) stability: spread of the median over 5 repeated profiles of one artifact.
+    configured onnxruntime session, as a ratio: target <= 1.05;
+(b) stability: spread of the median over 5 repeated profiles of one artifact, relative to their median:
+    target <= 10 %.
+The EdgeZoo profiles and the bare loops alternate, so a change in machine load hits both sides of the ratio.
 
 Run: `make bench` or `python -m tests.benchmarks.test_harness_overhead`.
 """
@@ -22,6 +25,8 @@ from models.registry import build
 from profiles.measure import Scenario, measure
 
 pytestmark = pytest.mark.benchmark
+MAX_OVERHEAD_RATIO = 1.05
+MAX_STABILITY_SPREAD = 0.10
 
 
 def bench_artifact(root: Path):
@@ -53,12 +58,13 @@ def run_benchmarks(threads: int = 2) -> dict[str, float]:
     with tempfile.TemporaryDirectory() as tmp:
         art = bench_artifact(Path(tmp))
         scenario = Scenario(min_seconds=2.0)
-        medians = []
+        medians, bare = [], []
         for _ in range(5):
             r = measure(art, "onnxruntime", threads, scenario)
             assert r["status"] == "ok", r.get("error_message")
+            assert r["latency"]["stopped_by"] == "min_iters_and_seconds", r["latency"]["stopped_by"]  # not capped
             medians.append(r["latency"]["median_ms"])
-        bare = [bare_loop_median_ms(art.model_file, threads) for _ in range(3)]
+            bare.append(bare_loop_median_ms(art.model_file, threads))
     figures = {
         "edgezoo_median_ms": float(np.median(medians)),
         "bare_loop_median_ms": float(np.median(bare)),
@@ -68,14 +74,17 @@ def run_benchmarks(threads: int = 2) -> dict[str, float]:
     print("\nharness benchmark (onnxruntime, wide ResNet 8x8, batch 1, %d threads)" % threads)
     print("  EdgeZoo medians over 5 profiles (ms): " + ", ".join(f"{m:.4f}" for m in medians))
     print("  bare in-process loop medians (ms):    " + ", ".join(f"{m:.4f}" for m in bare))
-    print(f"  overhead ratio (EdgeZoo / bare):      {figures['overhead_ratio']:.3f}  (target <= 1.05)")
-    print(f"  stability: spread of medians:         {100 * figures['stability_spread']:.1f} %  (target <= 10 %)")
+    print(f"  overhead ratio (EdgeZoo / bare):      {figures['overhead_ratio']:.3f}  (target <= {MAX_OVERHEAD_RATIO})")
+    print(f"  stability: spread of medians:         {100 * figures['stability_spread']:.1f} %  "
+          f"(target <= {100 * MAX_STABILITY_SPREAD:.0f} %)")
     return figures
 
 
 def test_harness_benchmark() -> None:
     figures = run_benchmarks()
     assert np.isfinite(list(figures.values())).all()
+    assert figures["overhead_ratio"] <= MAX_OVERHEAD_RATIO, figures
+    assert figures["stability_spread"] <= MAX_STABILITY_SPREAD, figures
 
 
 if __name__ == "__main__":
