@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, NoReturn
 
 import pandas as pd
 import streamlit as st
 
 from app.workspace import Workspace
-from profiles.store import COLUMNS
+from profiles.store import COLUMNS, StoreError, connect_read_only, store_error
 
 FILTERS = ("paper", "model", "format", "compression", "runtime", "device", "status")
 
@@ -27,8 +30,30 @@ def db_version(path: Path) -> float:
     return max((f.stat().st_mtime_ns for f in files if f.exists()), default=0) / 1e9
 
 
-def _connect(path: Path) -> sqlite3.Connection:
-    return sqlite3.connect(f"{Path(path).resolve().as_uri()}?mode=ro", uri=True, timeout=30)  # read-only
+@contextmanager
+def _connect(path: Path) -> Iterator[sqlite3.Connection]:
+    """A read-only connection, checked as the store checks itself, closed after use. A damaged, foreign or
+    unreadable store is a StoreError (problem -> fix), also when the damage only shows while reading."""
+    conn = connect_read_only(Path(path))
+    try:
+        yield conn
+    except (sqlite3.Error, pd.errors.DatabaseError) as e:  # pandas wraps the sqlite3 error it met
+        raise store_error(e.__cause__ or e, Path(path), "read") from None
+    finally:
+        conn.close()
+
+
+def show_store_error(err: StoreError) -> None:
+    """One message on the page: what is wrong with the store, then what to do (markdown outside `code` escaped)."""
+    parts = re.split(r"(`[^`]*`)", f"{err.problem}.\n\n{err.fix[:1].upper()}{err.fix[1:]}.")
+    st.error("".join(p if p.startswith("`") else re.sub(r"([\\*_~#|<>\[\]])", r"\\\1", p) for p in parts),
+             icon=":material/database:")
+
+
+def _stop(err: StoreError) -> NoReturn:
+    show_store_error(err)
+    st.stop()
+    raise err  # outside a script run (tests, scripts) st.stop() returns
 
 
 # Language-model records (scenario kind lm-generate / lm-specdec; accuracy in bits per byte, lower is better) have
@@ -47,7 +72,10 @@ def flat(ws: Workspace) -> pd.DataFrame | None:
     """The store's flat table, or None when no store exists yet."""
     if not ws.store_path.exists():
         return None
-    return load_flat(str(ws.store_path), db_version(ws.store_path))
+    try:
+        return load_flat(str(ws.store_path), db_version(ws.store_path))
+    except StoreError as e:
+        _stop(e)
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
@@ -62,19 +90,31 @@ def load_records(path: str, version: float, ids: tuple[int, ...]) -> list[dict[s
 
 
 def records(ws: Workspace, ids: Iterable[int]) -> list[dict[str, Any]]:
-    return load_records(str(ws.store_path), db_version(ws.store_path), tuple(int(i) for i in ids))
+    try:
+        return load_records(str(ws.store_path), db_version(ws.store_path), tuple(int(i) for i in ids))
+    except StoreError as e:
+        _stop(e)
 
 
 def table_exists(ws: Workspace, name: str) -> bool:
+    """Whether the store has this table; a store that cannot be read is shown as an error and has none."""
     if not ws.store_path.exists():
         return False
-    with _connect(ws.store_path) as conn:
-        return conn.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name=?", (name,)).fetchone() is not None
+    try:
+        with _connect(ws.store_path) as conn:
+            found = conn.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name=?", (name,)).fetchone()
+        return found is not None
+    except StoreError as e:
+        show_store_error(e)
+        return False
 
 
 def read_table(ws: Workspace, name: str) -> pd.DataFrame:
-    with _connect(ws.store_path) as conn:
-        return pd.read_sql_query(f'SELECT * FROM "{name}"', conn)
+    try:
+        with _connect(ws.store_path) as conn:
+            return pd.read_sql_query(f'SELECT * FROM "{name}"', conn)
+    except StoreError as e:
+        _stop(e)
 
 
 def without_lm(df: pd.DataFrame) -> pd.DataFrame:

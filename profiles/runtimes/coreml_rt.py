@@ -1,4 +1,5 @@
-"""Core ML through coremltools' MLModel.predict: macOS only; elsewhere the run is recorded as 'unavailable'.
+"""Core ML through coremltools' MLModel.predict: macOS only; elsewhere the run is recorded as 'unavailable',
+after the package's structure has been checked (a broken package is a failure on every platform).
 
 Options: compute_units = ALL (default) | CPU_ONLY | CPU_AND_GPU | CPU_AND_NE. Core ML has no thread setting:
 `threads` is recorded, not applied.
@@ -6,16 +7,103 @@ Options: compute_units = ALL (default) | CPU_ONLY | CPU_AND_GPU | CPU_AND_NE. Co
 
 from __future__ import annotations
 
+import json
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from models.errors import ArtifactError
 from profiles.runtimes.base import Runtime, RuntimeUnavailable
 
 UNAVAILABLE = "Core ML runs only on macOS; this artifact was verified structurally"
 COMPUTE_UNITS = ("ALL", "CPU_ONLY", "CPU_AND_GPU", "CPU_AND_NE")
+SPEC_DIR = "Data"  # an .mlpackage keeps the items its Manifest.json lists under Data/
+
+
+class InvalidCoreMLPackage(ArtifactError):
+    """The .mlpackage / .mlmodel is damaged or incomplete (recorded as a failure, not as 'unavailable')."""
+
+    def __init__(self, path: Path, problem: str) -> None:
+        super().__init__(f"{path} is not a valid Core ML package: {problem}",
+                         "re-export it (`exporters coreml CKPT`) or copy the whole .mlpackage folder again")
+
+
+def _root_spec(package: Path) -> Path:
+    """The model spec file that the package's Manifest.json names as its root model, after checking that every
+    item the manifest lists is there."""
+    manifest = package / "Manifest.json"
+    if not manifest.is_file():
+        raise InvalidCoreMLPackage(package, "Manifest.json is missing")
+    try:
+        data = json.loads(manifest.read_text())
+        items = data["itemInfoEntries"]
+        root = items[data["rootModelIdentifier"]]["path"]
+        paths = [str(item["path"]) for item in items.values()]
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise InvalidCoreMLPackage(package, f"Manifest.json is not readable JSON ({e})") from None
+    except (KeyError, TypeError, AttributeError) as e:
+        raise InvalidCoreMLPackage(package, f"Manifest.json names no root model ({e.__class__.__name__}: {e})"
+                                   ) from None
+    for rel in paths:
+        item = package / SPEC_DIR / rel
+        if not item.resolve().is_relative_to(package.resolve()):
+            raise InvalidCoreMLPackage(package, f"Manifest.json lists {rel!r}, outside the package")
+        if not item.exists():
+            raise InvalidCoreMLPackage(package, f"{SPEC_DIR}/{rel}, listed in Manifest.json, is missing")
+    return package / SPEC_DIR / str(root)
+
+
+def _blob_refs(message) -> Iterator[tuple[str, int]]:
+    """(file name, offset) of every weight blob a Core ML spec refers to (ML program `blobFileValue`s)."""
+    for field, value in message.ListFields():
+        if field.message_type is None:
+            continue
+        if field.name == "blobFileValue":
+            yield value.fileName, value.offset
+        elif hasattr(value, "ListFields"):
+            yield from _blob_refs(value)
+        else:  # a repeated field or a map (whose values may be messages)
+            for item in value.values() if hasattr(value, "keys") else value:
+                if hasattr(item, "ListFields"):
+                    yield from _blob_refs(item)
+
+
+def check_package(path: Path) -> None:
+    """Check an .mlpackage (or .mlmodel) without Core ML: Manifest.json, the root model spec it names parsed by
+    coremltools' protobuf (a model type and inputs), and every weight file the spec refers to present and long
+    enough. Raises InvalidCoreMLPackage naming the first problem. Without coremltools only the files are checked."""
+    path = Path(path)
+    spec_file = _root_spec(path) if path.is_dir() else path
+    where = spec_file.relative_to(path) if path.is_dir() else spec_file.name
+    try:
+        raw = spec_file.read_bytes()
+    except OSError as e:
+        raise InvalidCoreMLPackage(path, f"{where} cannot be read ({e})") from None
+    try:
+        from google.protobuf.message import DecodeError
+
+        from exporters.coreml import _ct
+
+        model_pb2 = _ct().proto.Model_pb2
+    except ImportError:
+        return
+    spec = model_pb2.Model()
+    try:
+        spec.ParseFromString(raw)
+    except DecodeError as e:  # truncated, or not a spec at all
+        raise InvalidCoreMLPackage(path, f"{where} is not a Core ML model spec ({e})") from None
+    if spec.WhichOneof("Type") is None or not spec.description.input:
+        raise InvalidCoreMLPackage(path, f"{where} holds no model (no model type or no inputs; {len(raw)} bytes)")
+    for name, offset in set(_blob_refs(spec)):
+        blob = spec_file.parent / name.removeprefix("@model_path/")
+        if not blob.is_file():
+            raise InvalidCoreMLPackage(path, f"weight file {name} that {where} refers to is missing")
+        if offset >= blob.stat().st_size:
+            raise InvalidCoreMLPackage(path, f"weight file {name} is truncated ({blob.stat().st_size} bytes, a "
+                                             f"weight starts at byte {offset})")
 
 
 class CoreMLRuntime(Runtime):
@@ -31,6 +119,7 @@ class CoreMLRuntime(Runtime):
             return "not installed"
 
     def load(self, model_file: Path, threads: int, options: dict[str, Any]) -> None:
+        check_package(model_file)
         if sys.platform != "darwin":
             raise RuntimeUnavailable(UNAVAILABLE)
         units = str(options.get("compute_units", "ALL")).upper()

@@ -1,22 +1,61 @@
 """MLX on an .mlxfn file (mx.import_function): the traced graph and its weights, no torch. CPU on Linux.
 
-Input specs and the batch mode come from the JSON metadata EdgeZoo writes into the file; a foreign .mlxfn
-without it is taken as one float32 input of unknown shape, any batch.
+Input specs and the batch mode come from the JSON metadata EdgeZoo writes into the file. A foreign .mlxfn has
+none, and the function MLX imports exposes no attributes; MLX states the shapes and dtypes it was exported with
+only in the error it raises for a call that matches none of them, so that is where they are read from (the first
+traced signature). Where that fails, the user passes them (`edgezoo profile --input x=1x64:float32`).
 """
 
 from __future__ import annotations
 
 import importlib.metadata
 import json
+import re
 import sys
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from models.errors import ArtifactError
 from profiles.runtimes.base import Runtime
 
-UNKNOWN_INPUTS = [{"name": "input", "shape": None, "dtype": "float32"}]
+MISMATCH = "[import_function::call]"  # how MLX begins the error for a call no exported signature matches
+_FUNCTION = re.compile(r"^\s*\d+\. Function with (\d+) positional inputs and (\d+) keyword inputs:\s*$")
+_INPUT = re.compile(r'^\s*(?:\d+|"(?P<kw>[^"]*)"): \((?P<shape>[\d,\s]*)\) (?P<dtype>\w+)\s*$')
+
+
+class MlxInputsUnknown(ArtifactError):
+    """A foreign .mlxfn whose input shapes EdgeZoo cannot learn, or inputs that do not match it."""
+
+
+def _input_flags(specs: list[dict[str, Any]]) -> str:
+    """The `edgezoo profile` flags that pass these inputs (a scalar has the empty shape)."""
+    return " ".join(f"--input {s['name']}={'x'.join(map(str, s['shape']))}:{s['dtype']}" for s in specs)
+
+
+def _describe(shapes_dtypes: list[tuple[list[int], str]]) -> str:
+    """As MLX writes signatures: (1,64) float32, (10) float16."""
+    return ", ".join(f"({','.join(map(str, shape))}) {dtype}" for shape, dtype in shapes_dtypes) or "no inputs"
+
+
+def exported_inputs(message: str) -> list[dict[str, Any]] | None:
+    """The inputs of the first signature listed in MLX's call-mismatch error (positional ones named input_0...,
+    keyword ones by their name and flagged `keyword`), or None when the text lists none."""
+    specs: list[dict[str, Any]] | None = None
+    declared = 0
+    for line in message.splitlines():
+        if m := _FUNCTION.match(line):
+            if specs is not None:
+                break  # only the first traced signature
+            specs, declared = [], int(m[1]) + int(m[2])
+        elif specs is not None and (m := _INPUT.match(line)):
+            shape = [int(d) for d in m["shape"].replace(" ", "").split(",") if d]
+            specs.append({"name": m["kw"] if m["kw"] is not None else f"input_{len(specs)}", "shape": shape,
+                          "dtype": m["dtype"], **({"keyword": True} if m["kw"] is not None else {})})
+        elif specs is not None and not line.strip():
+            break
+    return specs if specs is not None and len(specs) == declared else None  # else: a format this does not know
 
 
 class MlxRuntime(Runtime):
@@ -32,21 +71,57 @@ class MlxRuntime(Runtime):
         if sys.platform != "darwin" or options.get("device") == "cpu":
             mx.set_default_device(mx.cpu)  # the Linux build has only the CPU; on macOS the default is Metal
         self._mx = mx
+        self._file = Path(model_file)
         self._fn, meta = mx.import_function(str(model_file), return_metadata=True)
         self._meta = _parse(meta)
         self._threads = threads
+        self._exported = None if self._meta.get("inputs") else self._probe()
         dynamic = self._meta.get("dynamic_batch", True)
-        shape = (self.input_specs()[0].get("shape") or [None])
+        shape = ((self._meta.get("inputs") or [{}])[0].get("shape") or [None])
         self.fixed_batch = None if dynamic or shape[0] is None else int(shape[0])
 
+    def _probe(self) -> list[dict[str, Any]] | None:
+        """The inputs a foreign .mlxfn was exported with, from MLX's answer to a call with no arguments."""
+        try:
+            self._fn()
+        except ValueError as e:
+            return exported_inputs(str(e)) if str(e).startswith(MISMATCH) else None
+        return []  # a function without inputs
+
     def input_specs(self) -> list[dict[str, Any]]:
-        return self._meta.get("inputs") or UNKNOWN_INPUTS
+        if self._meta.get("inputs"):
+            return self._meta["inputs"]
+        if self._exported is None:
+            raise MlxInputsUnknown(
+                f"{self._file} declares no input shapes EdgeZoo can read (no EdgeZoo metadata, and MLX "
+                f"{self.version()} exposes none for an imported function)",
+                "pass them to `edgezoo profile`, one --input per input in call order, e.g. --input x=1x64:float32")
+        return self._exported
 
     def run(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
         mx = self._mx
-        outs = self._fn(*(mx.array(np.ascontiguousarray(x)) for x in inputs))
+        arrays = [mx.array(np.ascontiguousarray(x)) for x in inputs]
+        args, kwargs = arrays, {}
+        if self._exported:  # a foreign file: dtypes numpy lacks (bfloat16), keyword inputs by name
+            arrays = [a.astype(getattr(mx, s["dtype"])) if s["dtype"] == "bfloat16" else a
+                      for a, s in zip(arrays, self._exported)] + arrays[len(self._exported):]
+            n = sum(not s.get("keyword") for s in self._exported)
+            args, kwargs = arrays[:n], {s["name"]: a for s, a in zip(self._exported[n:], arrays[n:])}
+        try:
+            outs = self._fn(*args, **kwargs)
+        except ValueError as e:
+            if not str(e).startswith(MISMATCH):
+                raise
+            given = _describe([(list(x.shape), str(x.dtype)) for x in inputs])
+            takes = exported_inputs(str(e))
+            raise MlxInputsUnknown(
+                f"{self._file} was exported for other inputs than {given}"
+                + (f": it takes {_describe([(s['shape'], s['dtype']) for s in takes])}" if takes else ""),
+                f"pass those to `edgezoo profile`: {_input_flags(takes)}" if takes else
+                f"pass its inputs to `edgezoo profile`, e.g. --input x=1x64:float32 ({' '.join(str(e).split())[:300]})"
+            ) from None
         mx.eval(*outs)
-        return [np.array(o) for o in outs]
+        return [np.array(o.astype(mx.float32) if o.dtype == mx.bfloat16 else o) for o in outs]  # numpy has no bf16
 
     def options(self) -> dict[str, Any]:
         return {"device": str(self._mx.default_device()), "threads_requested": self._threads,
