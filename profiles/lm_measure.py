@@ -110,7 +110,7 @@ def child(req: dict[str, Any]) -> dict[str, Any]:
     t0 = time.perf_counter()
     step, version = LOADERS[rt](folder, req["threads"])
     out: dict[str, Any] = {"runtime_version": version, "load_seconds": time.perf_counter() - t0}
-    memory.reset_peak()
+    peak_reset = memory.reset_peak()
     out["accuracy"] = _bpb(step, req["context"], req["eval_windows"]) if req.get("byte_vocab", True) else {
         "metric": "bits_per_byte", "value": None,
         "note": "not a byte-level model: bpb on pydoc bytes needs its own tokenizer, which is not bundled"}
@@ -131,7 +131,8 @@ def child(req: dict[str, Any]) -> dict[str, Any]:
     lat = summarize(samples)
     out.update(status="ok", ttft_s=ttft, ttft_first_s=ttfts[0], prefill_tokens_per_s=req["prompt_len"] / ttft,
                decode_tokens_per_s=1.0 / float(np.median(samples)), latency=lat,
-               memory={"peak_rss_bytes": memory.peak_rss(), "label": "OS peak RSS (VmHWM after load)"})
+               memory={"peak_rss_bytes": memory.peak_rss(), "peak_reset": peak_reset,
+                       "label": memory.peak_label(peak_reset)})
     return out
 
 

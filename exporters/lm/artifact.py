@@ -35,7 +35,7 @@ def compress_lm(model, compression: str) -> dict[str, Any]:
             "weights_note": "reconstructed dense weights (compressed tensors' packed size in packed_weight_bytes)"}
 
 
-LM_EXPORTER_VERSION = 2  # 2: Core ML, ONNX int8/int4 through onnxruntime, prefill/decode sharing weights
+LM_EXPORTER_VERSION = 3  # 2: Core ML, ONNX int8/int4 via onnxruntime, shared weights; 3: MLX embedding kept float
 LM_FORMATS = ("torch", "onnx", "mlx", "coreml")
 LM_COMPRESSIONS = ("none", "int8", "int4", "seedlm3", "seedlm4")
 LM_MANIFEST = "lm_manifest.json"
@@ -135,7 +135,7 @@ def _export_lm_into(out_dir: Path, model, card: dict[str, Any], fmt: str, compre
 
         info["export"] = export_mlx_lm(model, out_dir / "mlx", q_bits=int(compression[3:]) if native_mlx else None, q_group=32)
         if native_mlx:
-            info["bits_per_weight"] = int(compression[3:]) + 32 / 32  # affine: fp16 scale + bias per group of 32
+            info["bits_per_weight"] = info["export"]["quantization"]["bits_per_weight"]  # counted from the saved file
     else:
         from exporters.lm.coreml_lm import export_coreml_lm
 
