@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from app.cli_options import WorkspaceOpt
+from app.cli_options import WorkspaceOpt, fail as _fail
 from models.errors import EdgeZooError
 
 app = typer.Typer(help="Interactive local demos (Gradio, served on 127.0.0.1).", no_args_is_help=True)
@@ -15,16 +15,15 @@ app = typer.Typer(help="Interactive local demos (Gradio, served on 127.0.0.1).",
 
 @app.command("specdec")
 def specdec(host: str = typer.Option("127.0.0.1", "--host", help="bind address (loopback unless you mean otherwise)"),
-            port: int = typer.Option(7860, "--port", help="port to serve on"),
+            port: int = typer.Option(7860, "--port", help="port to serve on", min=1, max=65535),
             workspace: Optional[Path] = WorkspaceOpt) -> None:
     """QuantSpec self-speculative decoding of a zoo LM, streamed beside plain decoding (Ctrl-C stops it)."""
     from app.demo_specdec import launch
     from app.workspace import Workspace
 
-    ws = Workspace.resolve(workspace)
-    typer.echo(f"EdgeZoo speculative-decoding demo for {ws.root} at http://{host}:{port}", err=True)
     try:
+        ws = Workspace.resolve(workspace)
+        typer.echo(f"EdgeZoo speculative-decoding demo for {ws.root} at http://{host}:{port}", err=True)
         launch(ws, host=host, port=port)
     except EdgeZooError as e:
-        typer.echo(f"error: {e}", err=True)
-        raise typer.Exit(2)
+        _fail(e)

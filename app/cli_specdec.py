@@ -8,13 +8,16 @@ from typing import Optional
 
 import typer
 
-from app.cli_options import WorkspaceOpt, fail as _fail
+from app.cli_options import WorkspaceOpt, fail as _fail, finite_float, int_at_least
 from models.errors import EdgeZooError
 
 app = typer.Typer(help="QuantSpec self-speculative decoding: 4-bit draft + 8-bit-cache verifier of one byte LM.",
                   no_args_is_help=True)
 STYLE = {"accepted": "green", "corrected": "bold red", "bonus": "bold blue", "plain": "white"}
-
+KV_GROUP = typer.Option(32, "--kv-group", callback=int_at_least(2, 8), help="G: tokens per key group (even)")
+RESIDUAL = typer.Option(32, "--residual", callback=int_at_least(1, 32), help="R: full-precision buffer length "
+                        "(multiple of G)")
+THREADS = typer.Option(1, "--threads", "-t", callback=int_at_least(1), max=256)  # 10^6 threads crash torch
 
 
 def _ints(text: str, what: str) -> list[int]:
@@ -44,14 +47,13 @@ def print_records(records: list[dict], title: str) -> None:
 
 @app.command("bench")
 def bench(ckpt: Path = typer.Argument(..., help="LM checkpoint folder"),
-          gammas: str = typer.Option("2,4,6", "--gammas", help="draft lengths"),
-          contexts: str = typer.Option("128,480", "--contexts", help="prompt lengths in bytes (validation text)"),
-          tokens: int = typer.Option(64, "--tokens", help="new tokens per prompt"),
-          prompts: int = typer.Option(3, "--prompts", help="prompts per context"),
+          gammas: str = typer.Option("2,4,6", "--gammas", help="draft lengths (>= 1)"),
+          contexts: str = typer.Option("128,480", "--contexts", help="prompt lengths in bytes (validation text), "
+                                       "each at most the model's context"),
+          tokens: int = typer.Option(64, "--tokens", callback=int_at_least(1), help="new tokens per prompt"),
+          prompts: int = typer.Option(3, "--prompts", callback=int_at_least(1), help="prompts per context"),
           modes: str = typer.Option("greedy", "--modes", help="greedy and/or sample (T = 1)"),
-          threads: int = typer.Option(1, "--threads", "-t"),
-          kv_group: int = typer.Option(32, "--kv-group", help="G: tokens per key group"),
-          residual: int = typer.Option(32, "--residual", help="R: full-precision buffer length (multiple of G)"),
+          threads: int = THREADS, kv_group: int = KV_GROUP, residual: int = RESIDUAL,
           workspace: Optional[Path] = WorkspaceOpt) -> None:
     """Acceptance, verifier passes per token and decode tokens/s vs plain decoding; one store record per
     (gamma, context, mode)."""
@@ -59,10 +61,11 @@ def bench(ckpt: Path = typer.Argument(..., help="LM checkpoint folder"),
     from profiles.specdec_measure import measure_specdec
 
     try:
-        store = Workspace.resolve(workspace).store()
+        ws = Workspace.resolve(workspace)
         records = measure_specdec(ckpt, _ints(gammas, "gammas"), _ints(contexts, "contexts"), tokens, prompts,
                                   [m.strip() for m in modes.split(",")], threads, kv_group, residual,
                                   log=lambda s: typer.echo(s, err=True))
+        store = ws.store()  # opened once the inputs proved good: a bad command leaves no store behind
     except EdgeZooError as e:
         _fail(e)
     for r in records:
@@ -71,14 +74,18 @@ def bench(ckpt: Path = typer.Argument(..., help="LM checkpoint folder"),
 
 
 @app.command("generate")
-def generate(ckpt: Path = typer.Argument(..., help="LM checkpoint folder"),
+def generate(ckpt: Path = typer.Argument(..., help="LM checkpoint folder (byte vocabulary)"),
              prompt: str = typer.Option("def ", "--prompt", "-p"),
-             gamma: int = typer.Option(4, "--gamma", "-g", help="draft tokens per verifier pass"),
-             tokens: int = typer.Option(80, "--tokens", "-n"),
-             temperature: float = typer.Option(0.0, "--temperature", help="0 = greedy"),
-             top_k: int = typer.Option(0, "--top-k"), top_p: float = typer.Option(1.0, "--top-p"),
-             seed: int = typer.Option(0, "--seed"), threads: int = typer.Option(1, "--threads", "-t"),
-             kv_group: int = typer.Option(32, "--kv-group"), residual: int = typer.Option(32, "--residual")) -> None:
+             gamma: int = typer.Option(4, "--gamma", "-g", callback=int_at_least(1, 4),
+                                       help="draft tokens per verifier pass"),
+             tokens: int = typer.Option(80, "--tokens", "-n", callback=int_at_least(1),
+                                        help="new tokens (prompt + new tokens within the model's context)"),
+             temperature: float = typer.Option(0.0, "--temperature", callback=finite_float(0.0, 10.0),
+                                               help="0 = greedy"),
+             top_k: int = typer.Option(0, "--top-k", callback=int_at_least(0), help="0 = off"),
+             top_p: float = typer.Option(1.0, "--top-p", callback=finite_float(0.0, 1.0, strict_low=True, example=0.9)),
+             seed: int = typer.Option(0, "--seed", min=0, max=2**63 - 1), threads: int = THREADS,
+             kv_group: int = KV_GROUP, residual: int = RESIDUAL) -> None:
     """Generate with self-speculation: green = accepted draft, red = verifier correction, blue = bonus."""
     from rich.console import Console
     from rich.text import Text
@@ -86,22 +93,23 @@ def generate(ckpt: Path = typer.Argument(..., help="LM checkpoint folder"),
     import torch
 
     from models.checkpoint import load_lm
+    from models.openelm import byte_prompt, check_temperature
     from models.speculative import QuantSpecDecoder
-    from trainers.text import encode
 
     old = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
-        dec = QuantSpecDecoder(load_lm(ckpt)[0], kv_group=kv_group, residual=residual)
-        ids = encode(prompt)
-        if not ids:
-            raise EdgeZooError("empty prompt", "pass --prompt with at least one character")
+        check_temperature(temperature)
+        model, card = load_lm(ckpt)
+        ids = byte_prompt(model.args, prompt, tokens, card.get("tokenizer"))
+        dec = QuantSpecDecoder(model, kv_group=kv_group, residual=residual)
+        gamma = min(gamma, tokens)  # no step drafts more than is left to generate
         events = list(dec.stream(ids, tokens, gamma, temperature, top_k, top_p, seed))
     except EdgeZooError as e:
         _fail(e)
     finally:
         torch.set_num_threads(old)
-    text = Text(prompt, style="dim")
+    text = Text(codecs.decode(bytes(ids), "utf-8", "replace"), style="dim")
     utf8 = codecs.getincrementaldecoder("utf-8")(errors="replace")  # a multi-byte character takes its last byte's colour
     for ev in events:
         for tok, kind in zip(ev.tokens, ev.kinds):

@@ -27,6 +27,7 @@ from models.errors import EdgeZooError
 OFFLINE_ENV = {"GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_DISABLE_TELEMETRY": "1", "HF_HUB_OFFLINE": "1"}
 GAMMA_RANGE = (1, 16)
 MAX_NEW_TOKENS = 512
+MAX_PROMPT_CHARS = 1 << 20  # checked before encoding; the model's context (far smaller) is checked after
 KINDS = ("accepted", "corrected", "bonus", "plain")
 TRAIN_HINT = "train one with `edgezoo lm train`"
 SPEED_NOTE = ("Speculation pays when a pass is bound by memory traffic (long contexts, large models); for a small "
@@ -75,11 +76,28 @@ class DecoderCache:
         self._items: dict[Path, tuple[int, Any]] = {}
         self._lock = threading.Lock()
 
-    def get(self, name: str) -> Any:
+    def folder(self, name: str) -> Path:
         folder = lm_checkpoints(self.zoo).get(name)
         if folder is None:
             raise EdgeZooError(f"no LM checkpoint {name!r} in {self.zoo}",
                                f"pick one from the list (press Refresh) or {TRAIN_HINT}")
+        return folder
+
+    def args(self, name: str) -> tuple[Any, str | None]:
+        """(ModelArgs, tokenizer) from the checkpoint's card: what it can take, known without loading it."""
+        from models.checkpoint import read_card
+        from models.openelm import ModelArgs
+        from models.registry import args_from_dict
+
+        card = read_card(self.folder(name))
+        try:
+            return args_from_dict(ModelArgs, card["args"]), card.get("tokenizer")
+        except (TypeError, ValueError) as e:
+            raise EdgeZooError(f"the card of {name!r} has unusable model args ({e})",
+                               "retrain or re-import it") from None
+
+    def get(self, name: str) -> Any:
+        folder = self.folder(name)
         weights = folder / "model.safetensors"
         stamp = weights.stat().st_mtime_ns if weights.exists() else -1
         with self._lock:
@@ -126,6 +144,7 @@ def _number(value: Any, name: str, lo: float, hi: float, integer: bool) -> float
 def parse_request(prompt: str | None, checkpoint: str | None, gamma: Any, max_new_tokens: Any, temperature: Any,
                   top_k: Any, top_p: Any, seed: Any) -> Request:
     """Validate the form; every problem is an EdgeZooError shown in the page."""
+    from models.openelm import check_temperature
     from trainers.text import encode
 
     if not checkpoint:
@@ -134,10 +153,36 @@ def parse_request(prompt: str | None, checkpoint: str | None, gamma: Any, max_ne
         raise EdgeZooError("the prompt is empty", "type some text to continue")
     if seed is not None and seed != "":
         seed = _number(seed, "seed", 0, 2**63 - 1, True)
+    if len(prompt) > MAX_PROMPT_CHARS:  # before encoding: no model takes this much
+        raise EdgeZooError(f"the prompt has {len(prompt):,} characters", f"keep it under {MAX_PROMPT_CHARS:,}")
+    temperature = _number(temperature, "temperature", 0.0, 10.0, False)
+    check_temperature(temperature)
     return Request(str(checkpoint), encode(prompt), _number(gamma, "draft length γ", *GAMMA_RANGE, True),
-                   _number(max_new_tokens, "max new tokens", 1, MAX_NEW_TOKENS, True),
-                   _number(temperature, "temperature", 0.0, 10.0, False), _number(top_k, "top-k", 0, 256, True),
-                   _number(top_p, "top-p", 1e-6, 1.0, False), None if seed in (None, "") else seed)
+                   _number(max_new_tokens, "max new tokens", 1, MAX_NEW_TOKENS, True), temperature,
+                   _number(top_k, "top-k", 0, 256, True), _number(top_p, "top-p", 1e-6, 1.0, False),
+                   None if seed in (None, "") else seed)
+
+
+def check_fits(req: Request, args: Any, tokenizer: str | None) -> None:
+    """The request against the model, before any tensor is built: a byte vocabulary, and prompt bytes + new tokens
+    within the model's context (a 100 KB prompt once asked the engine for 40 GB)."""
+    from models.openelm import check_context, require_byte_vocab
+
+    require_byte_vocab(args, tokenizer)
+    check_context(args, len(req.prompt), req.max_new_tokens)
+
+
+def input_limits(args: Any) -> dict[str, int]:
+    """What the page lets one type for a model: the prompt box and the new-tokens slider, both within its context."""
+    ctx = int(args.max_context_length)
+    return {"context": ctx, "max_new_tokens": max(1, min(MAX_NEW_TOKENS, ctx - 1)), "prompt_chars": max(1, ctx - 1)}
+
+
+def limits_message(lim: dict[str, int] | None) -> str:
+    if lim is None:
+        return ""
+    return (f"This model's context is **{lim['context']:,} tokens**: prompt bytes + max new tokens must fit in it "
+            f"(at most {lim['max_new_tokens']:,} new tokens; a longer prompt is refused with a message, not run).")
 
 
 # --------------------------------------------------------------------------- rendering
@@ -277,6 +322,13 @@ class SpecDemo:
     def no_models_message(self) -> str:
         return "" if self.models() else f"**No LM checkpoint in `{self.ws.zoo}`:** {TRAIN_HINT}."
 
+    def limits(self, checkpoint: str | None) -> dict[str, int] | None:
+        """The selected checkpoint's input limits (None when none is selected or its card is unusable)."""
+        try:
+            return input_limits(self.cache.args(checkpoint)[0]) if checkpoint else None
+        except EdgeZooError:
+            return None
+
     def speculative(self, prompt: str, checkpoint: str | None, gamma: float, max_new_tokens: float,
                     temperature: float, top_k: float, top_p: float, seed: float | None
                     ) -> Iterator[tuple[str, str, dict[str, Any]]]:
@@ -291,6 +343,7 @@ class SpecDemo:
     def _run(self, mode: str, *form: Any) -> Iterator[tuple[str, str, dict[str, Any]]]:
         try:
             req = parse_request(*form)
+            check_fits(req, *self.cache.args(req.checkpoint))
             decoder = self.cache.get(req.checkpoint)
             view, stats, seconds, last = TokenView(req.prompt, mode), None, 0.0, 0.0
             for ev, seconds in _timed(self._events(decoder, mode, req)):
@@ -361,6 +414,8 @@ def build_demo(workspace: Workspace | str | Path | None, min_interval: float = 0
     ws = workspace if isinstance(workspace, Workspace) else Workspace.resolve(workspace)
     h = SpecDemo(ws, min_interval)
     names = h.models()
+    first = h.limits(names[0] if names else None)
+    lim = first or {"max_new_tokens": MAX_NEW_TOKENS, "prompt_chars": MAX_PROMPT_CHARS}
     with gr.Blocks(title="EdgeZoo · QuantSpec speculative decoding", analytics_enabled=False) as demo:
         gr.Markdown("## QuantSpec self-speculative decoding\nThe draft is the same network with 4-bit weights "
                     "reading a 4-bit view of a hierarchical KV cache; the verifier reads the 8-bit view. "
@@ -370,10 +425,12 @@ def build_demo(workspace: Workspace | str | Path | None, min_interval: float = 0
             ckpt = gr.Dropdown(names, value=names[0] if names else None, label="LM checkpoint (workspace zoo)",
                                allow_custom_value=True, scale=4)  # checked against the zoo per request
             refresh = gr.Button("Refresh", scale=1)
-        prompt = gr.Textbox(label="Prompt", lines=3, value="The ")
+        prompt = gr.Textbox(label="Prompt", lines=3, value="The ", max_length=lim["prompt_chars"])
+        limit_note = gr.Markdown(limits_message(first))
         with gr.Row():
             gamma = gr.Slider(*GAMMA_RANGE, value=4, step=1, label="draft length γ")
-            max_new = gr.Slider(1, MAX_NEW_TOKENS, value=128, step=1, label="max new tokens")
+            max_new = gr.Slider(1, lim["max_new_tokens"], value=min(128, lim["max_new_tokens"]), step=1,
+                                label="max new tokens")
             seed = gr.Number(0, precision=0, label="seed (empty: random)")
         with gr.Row():
             temperature = gr.Slider(0.0, 2.0, value=0.0, step=0.05, label="temperature (0 = greedy)")
@@ -395,8 +452,16 @@ def build_demo(workspace: Workspace | str | Path | None, min_interval: float = 0
             now = h.models()
             return gr.Dropdown(choices=now, value=now[0] if now else None), h.no_models_message()
 
+        def cap_inputs(name: str | None, wanted: float) -> tuple[Any, Any, str]:
+            """The prompt box and the new-tokens slider follow the selected model's context."""
+            got = h.limits(name)
+            top = got["max_new_tokens"] if got else MAX_NEW_TOKENS
+            return (gr.Textbox(max_length=got["prompt_chars"] if got else MAX_PROMPT_CHARS),
+                    gr.Slider(maximum=top, value=min(float(wanted or 1), top)), limits_message(got))
+
         refresh.click(refresh_models, None, [ckpt, missing], api_visibility="private")
         demo.load(refresh_models, None, [ckpt, missing], api_visibility="private")
+        ckpt.change(cap_inputs, [ckpt, max_new], [prompt, max_new, limit_note], api_visibility="private")
         gr.api(h.models, api_name="models")
         form = [prompt, ckpt]
         sampling = [max_new, temperature, top_k, top_p, seed]

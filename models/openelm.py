@@ -292,6 +292,61 @@ def generate(model: OpenELM, prompt: torch.Tensor, max_new_tokens: int, temperat
     return torch.stack(out, 1)
 
 
+def require_byte_vocab(args: ModelArgs, tokenizer: str | None = None) -> None:
+    """Text in and out of EdgeZoo goes through the byte tokenizer (ids 0..255): only a 256-token vocabulary fits it.
+    An imported upstream OpenELM (Llama-2 tokenizer, 32,000 tokens) does not."""
+    from models.errors import EdgeZooError
+
+    if args.vocab_size != 256:
+        raise EdgeZooError(f"the model has a {args.vocab_size:,}-token vocabulary (tokenizer: "
+                           f"{tokenizer or 'not bytes'}), and the byte tokenizer cannot encode for it",
+                           "use a byte-level LM (vocabulary 256) made by `edgezoo lm train`; an upstream model needs "
+                           "its own tokenizer, which EdgeZoo does not bundle")
+
+
+def check_context(args: ModelArgs, prompt_len: int, new_tokens: int = 0) -> None:
+    """A prompt of `prompt_len` bytes followed by `new_tokens` generated ones must fit the model's context."""
+    from models.errors import EdgeZooError
+
+    room = args.max_context_length
+    if prompt_len < 1:
+        raise EdgeZooError("the prompt is empty", "give at least one character of prompt")
+    if prompt_len + new_tokens > room:
+        ways = ([f"shorten the prompt to at most {room - new_tokens:,} bytes"] if new_tokens < room else []) + (
+            [f"ask for at most {room - prompt_len:,} new tokens"] if new_tokens and prompt_len < room else [])
+        fix = " or ".join(ways) or f"shorten the prompt and ask for fewer than {room:,} new tokens"
+        plus = f" plus {new_tokens:,} new tokens" if new_tokens else ""
+        raise EdgeZooError(f"a {prompt_len:,}-byte prompt{plus} exceeds the model's context of "
+                           f"{room:,} tokens", fix)
+
+
+MIN_TEMPERATURE = 1e-3  # a smaller positive temperature overflows logits / T in fp32: use 0 (greedy) instead
+
+
+def check_temperature(temperature: float) -> None:
+    """0 means greedy; a positive temperature must be large enough that logits / T stay finite."""
+    from models.errors import EdgeZooError
+
+    if not math.isfinite(temperature) or temperature < 0 or 0 < temperature < MIN_TEMPERATURE:
+        raise EdgeZooError(f"temperature {temperature:g} cannot be sampled from",
+                           f"use 0 for greedy decoding or a temperature of at least {MIN_TEMPERATURE:g}")
+
+
+def byte_prompt(args: ModelArgs, text: str, new_tokens: int, tokenizer: str | None = None) -> list[int]:
+    """`text` as byte ids for a generation of `new_tokens`, after every check that needs no tensor: a byte vocabulary,
+    encodable text (argv bytes that are not UTF-8 come back as they were typed), the model's context."""
+    from models.errors import EdgeZooError
+
+    require_byte_vocab(args, tokenizer)
+    try:
+        ids = list(text.encode("utf-8", "surrogateescape"))
+    except UnicodeEncodeError as e:
+        raise EdgeZooError(f"the prompt cannot be encoded as UTF-8 ({e.reason} at character {e.start})",
+                           "pass plain text") from None
+    check_context(args, len(ids), new_tokens)
+    return ids
+
+
 # --------------------------------------------------------------------------- upstream folders
 
 
@@ -353,25 +408,107 @@ def save_upstream(model: OpenELM, folder: Path) -> Path:
     return folder
 
 
+UPSTREAM_FIX = "point at a folder with the Hugging Face OpenELM layout: config.json + *.safetensors (no pickles)"
+_POSITIVE = ("vocab_size", "model_dim", "num_transformer_layers", "head_dim", "num_gqa_groups", "ffn_dim_divisor",
+             "max_context_length")
+
+
+def _upstream_args(cfg: Any, path: Path) -> ModelArgs:
+    """ModelArgs from an upstream config.json, refusing other architectures and sizes that cannot build a model."""
+    from models.errors import CheckpointError
+
+    if not isinstance(cfg, dict):
+        raise CheckpointError(f"{path} is not a JSON object", UPSTREAM_FIX)
+    kind = cfg.get("model_type", "openelm")
+    if kind != "openelm":
+        raise CheckpointError(f"{path} describes a model_type {kind!r} model, not 'openelm'",
+                              "import an apple/OpenELM-* folder; other architectures are not supported")
+    try:
+        args = args_from_upstream(cfg)
+    except KeyError as e:
+        raise CheckpointError(f"{path} lacks the key {e}", UPSTREAM_FIX) from None
+    except (ValueError, TypeError) as e:
+        raise CheckpointError(f"{path} has an unusable value ({e})", UPSTREAM_FIX) from None
+    bad = unbuildable(args)
+    if bad:
+        raise CheckpointError(f"{path} gives sizes no OpenELM can have: {bad}",
+                              "use the config.json that came with the weights")
+    return args
+
+
+def unbuildable(args: ModelArgs) -> str:
+    """Why `args` cannot build a model (non-positive or non-integer sizes, heads that do not split into KV groups),
+    or "" when they can."""
+    bad = [f"{f}={getattr(args, f)!r}" for f in _POSITIVE
+           if not isinstance(getattr(args, f), int) or isinstance(getattr(args, f), bool) or getattr(args, f) < 1]
+    if bad:
+        return ", ".join(bad)
+    try:
+        heads, ffn = args.query_heads(), args.ffn_dims()
+    except (TypeError, ValueError, IndexError) as e:
+        return f"per-layer multipliers unusable ({e})"
+    if len(heads) != args.num_transformer_layers or any(h < 1 or h % args.num_gqa_groups for h in heads):
+        return f"num_query_heads={heads} with num_gqa_groups={args.num_gqa_groups}"
+    if len(ffn) != args.num_transformer_layers or min(ffn) < 1:
+        return f"FFN widths {ffn}"
+    return ""
+
+
+def _listed(label: str, items: list[str], limit: int = 3) -> str:
+    more = f" (+{len(items) - limit} more)" if len(items) > limit else ""
+    return f"{label} ({len(items)}): {', '.join(items[:limit])}{more}"
+
+
+def state_mismatch(expected: dict[str, tuple[int, ...]], got: dict[str, tuple[int, ...]]) -> str:
+    """One line naming missing, unexpected and mis-sized tensors (shapes as checkpoint vs model), a few of each;
+    empty when the names and shapes match."""
+    shape = lambda s: "x".join(map(str, s)) or "scalar"  # noqa: E731
+    missing = sorted(set(expected) - set(got))
+    unexpected = sorted(set(got) - set(expected))
+    sized = [f"{k} is {shape(got[k])} in the checkpoint, {shape(expected[k])} in the model"
+             for k in sorted(set(expected) & set(got)) if tuple(got[k]) != tuple(expected[k])]
+    parts = [("missing tensors", missing), ("unexpected tensors", unexpected), ("size mismatches", sized)]
+    return "; ".join(_listed(label, items) for label, items in parts if items)
+
+
 def load_upstream(folder: Path) -> OpenELM:
-    """Load an upstream-layout folder (config.json + one or more *.safetensors); never downloads."""
+    """Load an upstream-layout folder (config.json + one or more *.safetensors); never downloads. The config is
+    checked (model_type, sizes) and every tensor's name and shape compared with the model it describes before
+    anything is allocated, so an error names the offending tensors."""
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
     from models.errors import CheckpointError
 
     folder = Path(folder)
-    fix = "point at a folder with the Hugging Face OpenELM layout: config.json + *.safetensors (no pickles)"
+    if not folder.is_dir():
+        raise CheckpointError(f"{folder} {'is a file, not a folder' if folder.exists() else 'does not exist'}",
+                              UPSTREAM_FIX)
     files = sorted(folder.glob("*.safetensors"))
     if not (folder / "config.json").is_file() or not files:
-        raise CheckpointError(f"{folder} has no config.json or no *.safetensors", fix)
+        raise CheckpointError(f"{folder} has no config.json or no *.safetensors", UPSTREAM_FIX)
     try:
-        args = args_from_upstream(json.loads((folder / "config.json").read_text()))
-        state: dict[str, torch.Tensor] = {}
-        for f in files:
+        cfg = json.loads((folder / "config.json").read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise CheckpointError(f"{folder / 'config.json'} is not readable JSON ({e.__class__.__name__})",
+                              UPSTREAM_FIX) from None
+    args = _upstream_args(cfg, folder / "config.json")
+    state: dict[str, torch.Tensor] = {}
+    for f in files:
+        try:
             state.update(load_file(str(f)))
+        except (SafetensorError, OSError, ValueError, RuntimeError) as e:
+            raise CheckpointError(f"{folder} is not a loadable OpenELM checkpoint: {f.name} is not a readable "
+                                  f"safetensors file ({str(e).splitlines()[0][:160]})",
+                                  "restore the file from the release it came from") from None
+    state = sanitize({k: v.float() for k, v in state.items()}, args)
+    with torch.device("meta"):  # shapes only: a wrong config allocates nothing
         model = OpenELM(args)
-        model.load_state_dict(sanitize({k: v.float() for k, v in state.items()}, args), strict=True)
-    except (KeyError, ValueError, TypeError, RuntimeError, SafetensorError, json.JSONDecodeError) as e:
-        raise CheckpointError(f"{folder} is not a loadable OpenELM checkpoint ({str(e).splitlines()[0][:160]})", fix) from None
+    problem = state_mismatch({k: tuple(v.shape) for k, v in model.state_dict().items()},
+                             {k: tuple(v.shape) for k, v in state.items()})
+    if problem:
+        raise CheckpointError(f"{folder} is not a loadable OpenELM checkpoint: the weights do not fit its "
+                              f"config.json: {problem}",
+                              "use the config.json and *.safetensors of one release (not mixed or edited)")
+    model.load_state_dict(state, strict=True, assign=True)
     return model.eval()

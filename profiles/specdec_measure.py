@@ -21,6 +21,7 @@ from profiles.stats import summarize
 
 COMPRESSION = "quantspec-w4kv4/8"
 MODES = {"greedy": 0.0, "sample": 1.0}  # mode -> temperature
+MAX_PROMPTS = 1000  # per context; each is decoded twice (speculative and plain)
 
 
 def val_prompts(n: int, length: int, tail: int = 0) -> list[list[int]]:
@@ -126,17 +127,57 @@ def to_record(row: dict[str, Any], checkpoint: str | None, threads: int) -> dict
             "seconds": row["seconds"]}
 
 
+def check_settings(gammas: Sequence[int], contexts: Sequence[int], new_tokens: int, n_prompts: int,
+                   modes: Sequence[str], threads: int, kv_group: int, residual: int) -> None:
+    """The benchmark's own inputs, before any model is loaded."""
+    from models.errors import EdgeZooError
+    from models.kv_quant import HierarchicalKVCache
+
+    bad = [m for m in modes if m not in MODES]
+    if bad or not modes:
+        raise EdgeZooError(f"unknown mode(s) {bad or list(modes)}", f"use one or both of: {', '.join(MODES)}")
+    for what, values in (("gammas", gammas), ("contexts", contexts)):
+        if not values or min(values) < 1:
+            raise EdgeZooError(f"{what} {list(values)} must be a non-empty list of integers >= 1", f"e.g. --{what} 2,4")
+    for what, value, high in (("new tokens", new_tokens, None), ("prompts", n_prompts, MAX_PROMPTS),
+                              ("threads", threads, 256), ("residual", residual, None)):
+        if value < 1 or (high is not None and value > high):
+            upto = f" and <= {high}" if high else ""
+            raise EdgeZooError(f"{what} = {value} is out of range", f"pass {what} >= 1{upto}")
+    if max(gammas) > new_tokens:
+        raise EdgeZooError(f"gamma {max(gammas)} exceeds the {new_tokens} new tokens per prompt",
+                           "pass --gammas values of at most --tokens")
+    HierarchicalKVCache(1, kv_group, residual)  # an even G and an R that is a multiple of it
+
+
+def check_model_fits(args, contexts: Sequence[int], new_tokens: int, tokenizer: str | None = None) -> None:
+    """Prompts are validation-text bytes: a byte vocabulary, and each context within the model's context and the
+    validation text. Decoding may run past the model's context (the card's wall-clock runs do), by at most as many
+    new tokens as the context holds."""
+    from models.errors import EdgeZooError
+    from models.openelm import require_byte_vocab
+    from trainers.text import load_text
+
+    require_byte_vocab(args, tokenizer)
+    if new_tokens > args.max_context_length:
+        raise EdgeZooError(f"{new_tokens:,} new tokens per prompt exceed the model's context of "
+                           f"{args.max_context_length:,} tokens", f"pass --tokens {args.max_context_length:,} or less")
+    limits = {"the model's context": args.max_context_length, "the validation text": len(load_text().val)}
+    for ctx in contexts:
+        for what, limit in limits.items():
+            if ctx > limit:
+                raise EdgeZooError(f"context {ctx:,} is longer than {what} ({limit:,} bytes)",
+                                   f"pass --contexts values of at most {min(limits.values()):,}")
+
+
 def measure_specdec(ckpt: Path, gammas: list[int], contexts: list[int], new_tokens: int = 64, n_prompts: int = 3,
                     modes: Sequence[str] = ("greedy",), threads: int = 1, kv_group: int = 32, residual: int = 32,
                     log=lambda s: None) -> list[dict[str, Any]]:
     """Load an LM checkpoint and benchmark it; returns records for profiles.store.Store.add."""
     from models import checkpoint
-    from models.errors import EdgeZooError
 
-    bad = [m for m in modes if m not in MODES]
-    if bad or not gammas or not contexts or min(gammas) < 0 or min(contexts) < 1:
-        raise EdgeZooError(f"bad benchmark settings (modes {list(modes)}, gammas {gammas}, contexts {contexts})",
-                           f"use modes from {', '.join(MODES)}, gammas >= 0 and contexts >= 1")
-    model, _ = checkpoint.load_lm(Path(ckpt))
+    check_settings(gammas, contexts, new_tokens, n_prompts, modes, threads, kv_group, residual)
+    model, card = checkpoint.load_lm(Path(ckpt))
+    check_model_fits(model.args, contexts, new_tokens, card.get("tokenizer"))
     rows = bench(model, gammas, contexts, new_tokens, n_prompts, modes, kv_group, residual, threads, log)
     return [to_record(r, str(ckpt), threads) for r in rows]

@@ -7,6 +7,7 @@ import socket
 import subprocess
 import sys
 from collections import Counter
+from html import unescape
 from pathlib import Path
 
 import pytest
@@ -170,3 +171,71 @@ def test_token_view_utf8_and_escaping() -> None:
     assert '<span class="tok-prompt">a&lt;</span>' in html
     assert '<span class="tok-accepted" title="accepted 0xc3"></span><span class="tok-corrected" title="corrected 0xa9">é' in html
     assert ">\\xff</span>" in html and '<span class="tok-plain" title="plain 0x26">&amp;</span>' in html
+
+
+# --------------------------------------------------------------------------- input caps (prompt bytes, new tokens)
+
+
+@pytest.fixture(scope="module")
+def capped(tmp_path_factory: pytest.TempPathFactory) -> SpecDemo:
+    """Handlers over a zoo with the tiny byte LM (context 64) and an upstream-style model (vocabulary 512)."""
+    import dataclasses
+
+    root = tmp_path_factory.mktemp("caps")
+    torch.manual_seed(0)
+    checkpoint.save(OpenELM(ModelArgs.tiny()), root / "zoo" / "tiny" / "lm", {})
+    wide = dataclasses.replace(ModelArgs.tiny(), vocab_size=512)
+    checkpoint.save(OpenELM(wide), root / "zoo" / "wide", {"tokenizer": "upstream (not bundled)"})
+    return SpecDemo(Workspace.resolve(root))
+
+
+@pytest.mark.parametrize("prompt,n,expected", [
+    ("x" * 30_000, 8, "a 30,000-byte prompt plus 8 new tokens exceeds the model's context of 64 tokens"),
+    ("x" * 100_000, 8, "a 100,000-byte prompt plus 8 new tokens exceeds the model's context of 64 tokens"),
+    ("x" * (1 << 20 | 1), 8, "the prompt has 1,048,577 characters"),
+    ("é" * 30, 8, "a 60-byte prompt plus 8 new tokens exceeds"),  # bytes, not characters, count
+    ("def ", 100, "ask for at most 60 new tokens"),
+    ("def ", 513, "max new tokens = 513 is out of range"),
+])
+def test_prompt_and_new_tokens_are_capped_before_running(capped: SpecDemo, prompt: str, n: int, expected: str) -> None:
+    for outs in (list(capped.speculative(prompt, CKPT, 4, n, 0.0, 0, 1.0, 0)),
+                 list(capped.plain(prompt, CKPT, n, 0.0, 0, 1.0, 0))):
+        assert len(outs) == 1, "a refused request yields its message once, nothing streamed"
+        html, panel, res = outs[0]
+        assert 'class="ez-error"' in html and expected in unescape(html) and res["error"] and panel == ""
+    assert capped.cache._items == {}, "no model was loaded for a request that cannot fit"
+
+
+def test_other_refusals_shown_in_the_page(capped: SpecDemo) -> None:
+    html = list(capped.speculative("def ", "wide", 4, 8, 0.0, 0, 1.0, 0))[-1][0]
+    assert "the byte tokenizer cannot encode" in html and "512" in html
+    html = list(capped.speculative("def ", CKPT, 4, 8, 1e-300, 0, 1.0, 0))[-1][0]
+    assert "temperature 1e-300 cannot be sampled" in html
+    assert capped.cache._items == {}
+    ok = list(capped.speculative("x" * 56, CKPT, 4, 8, 0.0, 0, 1.0, 0))[-1][2]  # exactly the context: runs
+    assert ok["done"] and ok["new_tokens"] == 8 and ok["context"] == 64
+
+
+def test_limits_follow_the_selected_model(capped: SpecDemo) -> None:
+    from app.demo_specdec import limits_message
+
+    lim = capped.limits(CKPT)
+    assert lim == {"context": 64, "max_new_tokens": 63, "prompt_chars": 63}
+    assert capped.limits(None) is None and capped.limits("nope") is None
+    assert "64 tokens" in limits_message(lim) and limits_message(None) == ""
+
+
+def test_page_inputs_are_capped(server) -> None:
+    from gradio_client.exceptions import AppError
+
+    blocks = server["demo"].blocks.values()
+    slider = next(b for b in blocks if getattr(b, "label", None) == "max new tokens")
+    box = next(b for b in blocks if getattr(b, "label", None) == "Prompt")
+    assert slider.maximum == 63 and box.max_length == 63  # the tiny LM's context (64) less one prompt byte
+    fn = next(f for f in server["demo"].fns.values() if f.name == "cap_inputs")
+    new_box, new_slider, note = fn.fn(CKPT, 500)
+    assert new_slider.maximum == 63 and new_slider.value == 63 and new_box.max_length == 63 and "64 tokens" in note
+    with pytest.raises(AppError, match="maximum value 63"):  # the slider's own bound, checked by the server
+        _generate(server["client"], "x", n=100)
+    html, _, res = _generate(server["client"], "x" * 30_000, n=8)[-1]  # over the API, past the text box's cap
+    assert 'class="ez-error"' in html and "exceeds the model's context of 64 tokens" in unescape(html) and res["error"]
