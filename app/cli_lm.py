@@ -140,7 +140,9 @@ def export(ckpt: Path = typer.Argument(..., help="LM checkpoint folder"),
     """Export an LM checkpoint (ONNX prefill+decode graphs with explicit KV cache, mlx-lm folder, stateful Core ML
     package with the KV cache in states (iOS18 / macOS15), or torch)."""
     try:
-        export_lm_artifact(ckpt, fmt, compression, out or default_export_dir(ckpt, fmt, compression, workspace), force)
+        # the default folder is the workspace's own (one per checkpoint content); a folder the user named needs --force
+        export_lm_artifact(ckpt, fmt, compression, out or default_export_dir(ckpt, fmt, compression, workspace),
+                           force or out is None)
     except EdgeZooError as e:
         _fail(e)
 
@@ -168,7 +170,7 @@ def run(recipe: str = typer.Option("openelm_default", "--recipe"),
         workspace: Optional[Path] = WorkspaceOpt) -> None:
     """The default LM pipeline: train -> export every (format, compression) -> profile each into the store.
     Unchanged exports are reused; every artifact is profiled again (a fresh measurement each run)."""
-    from exporters.lm.artifact import check_lm_request, reusable_lm_export
+    from exporters.lm.artifact import check_lm_request, default_lm_out_dir, reusable_lm_export
 
     try:
         ws = _ws(workspace)
@@ -180,7 +182,7 @@ def run(recipe: str = typer.Option("openelm_default", "--recipe"),
             train_lm_checkpoint(recipe, ckpt, [])
         store, failed = ws.store(), False
         for fmt, comp in pairs:
-            out = ws.artifacts / f"{ckpt.name}-{fmt}-{comp}"
+            out = default_lm_out_dir(ws.artifacts, ckpt, fmt, comp)
             if reusable_lm_export(ckpt, fmt, comp, out):
                 typer.echo(f"{out} (reused: same checkpoint, format, compression and exporter)")
             else:
