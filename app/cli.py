@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import json
-import sys
+import re
 from pathlib import Path
 from typing import List, Optional
 
 import typer
 
-from app.cli_options import WorkspaceOpt, fail as _fail, run_app
+from app.cli_options import (WorkspaceOpt, fail as _fail, finite_float, input_specs, int_at_least, int_in_range,
+                             int_list, one_of, output_path, run_app)
 from models.errors import EdgeZooError
 
 app = typer.Typer(help="EdgeZoo: train, compress, export and profile efficient models for edge devices.",
                   no_args_is_help=True, add_completion=False)
 
+STATUSES = ("ok", "failed", "unavailable", "interrupted")
+ThreadsOpt = typer.Option(2, "--threads", "-t", callback=int_at_least(1, 2), help="threads the runtime may use (>= 1)")
 
 
 @app.command()
@@ -22,14 +25,14 @@ def run(workspace: Optional[Path] = WorkspaceOpt,
         recipes: Optional[List[str]] = typer.Option(None, "--recipe", "-r", help="recipes to run (default: all default ones)"),
         formats: Optional[List[str]] = typer.Option(None, "--format", "-f", help="formats (default: torch onnx mlx coreml)"),
         sets: List[str] = typer.Option([], "--set", help="recipe override key=value for every recipe"),
-        threads: int = typer.Option(2, "--threads", "-t"),
+        threads: int = ThreadsOpt,
         as_json: bool = typer.Option(False, "--json", help="print the summary rows as JSON")) -> None:
     """The main job: train the default models, export every format x compression, profile, store, summarise."""
     from app.pipeline import DEFAULT_FORMAT_SPECS, DEFAULT_RECIPES, RunPlan, run as run_pipeline
     from app.summary import print_table
     from app.workspace import Workspace
 
-    fmt_specs = {f: DEFAULT_FORMAT_SPECS[f] for f in (formats or DEFAULT_FORMAT_SPECS)} if formats else dict(DEFAULT_FORMAT_SPECS)
+    fmt_specs = {f: DEFAULT_FORMAT_SPECS.get(f, ()) for f in formats} if formats else dict(DEFAULT_FORMAT_SPECS)
     plan = RunPlan(recipes=tuple(recipes or DEFAULT_RECIPES), format_specs=fmt_specs, threads=threads, overrides=tuple(sets))
     try:
         rows = run_pipeline(Workspace.resolve(workspace), plan, log=lambda s: typer.echo(s, err=True))
@@ -43,19 +46,32 @@ def run(workspace: Optional[Path] = WorkspaceOpt,
         raise typer.Exit(1)
 
 
+def _train_target(out: Optional[Path], workspace: Optional[Path], name: str) -> Path:
+    """Where `train` writes: --out (new, empty or an existing checkpoint folder), else WORKSPACE/zoo/NAME."""
+    from app.workspace import Workspace
+    from models.checkpoint import CARD
+
+    if out is None:
+        return Workspace.resolve(workspace).checkpoint_dir(name)
+    if out.is_dir() and any(out.iterdir()) and not (out / CARD).exists():
+        raise EdgeZooError(f"--out {out} is a folder that holds files but no checkpoint",
+                           "pass a new or empty folder, or a checkpoint folder to overwrite")
+    return out
+
+
 @app.command()
 def train(recipe: str = typer.Argument(..., help="recipe YAML path or bundled name (e.g. digits_resnet)"),
           sets: List[str] = typer.Option([], "--set", help="override key=value (dotted keys for model_args)"),
-          out: Optional[Path] = typer.Option(None, "--out", "-o", help="checkpoint folder (default: WORKSPACE/zoo/NAME)"),
+          out: Optional[Path] = typer.Option(None, "--out", "-o", callback=output_path("folder"),
+                                             help="checkpoint folder (default: WORKSPACE/zoo/NAME)"),
           workspace: Optional[Path] = WorkspaceOpt) -> None:
     """Train a recipe; writes a checkpoint folder (best) and its last/ sibling."""
-    from app.workspace import Workspace
     from trainers.loop import train as train_loop
     from trainers.recipe import load_recipe
 
     try:
         r = load_recipe(recipe, sets)
-        target = out or Workspace.resolve(workspace).zoo / r.name
+        target = _train_target(out, workspace, r.name)
         metrics = train_loop(r, target)
     except EdgeZooError as e:
         _fail(e)
@@ -66,7 +82,7 @@ def train(recipe: str = typer.Argument(..., help="recipe YAML path or bundled na
 def export(fmt: str = typer.Argument(..., help="onnx | coreml | mlx | torch"),
            checkpoint: Path = typer.Argument(..., help="checkpoint folder"),
            compress: str = typer.Option("none", "--compress", "-c", help="compression spec, see `exporters --help`"),
-           out: Optional[Path] = typer.Option(None, "--out", "-o"),
+           out: Optional[Path] = typer.Option(None, "--out", "-o", callback=output_path("folder")),
            workspace: Optional[Path] = WorkspaceOpt,
            force: bool = typer.Option(False, "--force")) -> None:
     """Export a checkpoint (same as the `exporters` command)."""
@@ -75,35 +91,56 @@ def export(fmt: str = typer.Argument(..., help="onnx | coreml | mlx | torch"),
     export_command(fmt, checkpoint, compress, out, workspace, force)
 
 
+def _check_runtime(runtime: Optional[str]) -> None:
+    from profiles.runtimes import RUNTIMES
+
+    if runtime is not None and runtime not in RUNTIMES and not re.fullmatch(r"[\w.]+:\w+", runtime):
+        raise EdgeZooError(f"unknown runtime {runtime!r}", f"use one of: {', '.join(RUNTIMES)}, or package.module:Class")
+
+
 @app.command()
 def profile(artifacts: List[Path] = typer.Argument(..., help="artifact folders or .onnx/.mlxfn/.mlpackage files"),
             runtime: Optional[str] = typer.Option(None, "--runtime", help="torch | onnxruntime | mlx | coreml | module:Class"),
-            threads: int = typer.Option(2, "--threads", "-t"),
-            timeout: float = typer.Option(180.0, "--timeout", help="seconds before the measuring child is killed"),
+            threads: int = ThreadsOpt,
+            timeout: float = typer.Option(180.0, "--timeout", callback=finite_float(0.0, strict_low=True, example=180),
+                                          help="seconds before the measuring child is killed"),
+            inputs: Optional[List[str]] = typer.Option(None, "--input", callback=input_specs,
+                                                       help="NAME=SHAPE:DTYPE (e.g. x=1x64:float32), repeatable: the "
+                                                            "inputs of a foreign model file whose inputs are dynamic"),
             workspace: Optional[Path] = WorkspaceOpt,
             as_json: bool = typer.Option(False, "--json")) -> None:
-    """Profile artifacts, each in a fresh child process; every attempt becomes a record in the store."""
+    """Profile artifacts, each in a fresh child process; every measured attempt becomes a record in the store.
+    A path that is not an artifact, or an unknown runtime, is refused before anything is measured or stored."""
     from app.summary import print_table
     from app.workspace import Workspace
+    from exporters.artifact import load_artifact
+    from profiles.launcher import keep_interrupted
     from profiles.measure import measure
 
-    ws = Workspace.resolve(workspace)
+    rows, failed, loaded = [], False, []
     try:
-        store = ws.store()
+        _check_runtime(runtime)
     except EdgeZooError as e:
-        _fail(e)
-    rows, failed = [], False
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(1) from None
     for path in artifacts:
         try:
-            record = measure(path, runtime, threads, timeout=timeout)
-        except (EdgeZooError, KeyError) as e:
-            typer.echo(f"error: {str(e).strip(chr(34))}", err=True)
+            loaded.append(load_artifact(path))
+        except EdgeZooError as e:
+            typer.echo(f"error: {e}", err=True)
             failed = True
-            continue
+    if loaded:
+        try:
+            store = Workspace.resolve(workspace).store()
+        except EdgeZooError as e:
+            _fail(e)
+    for artifact in loaded:
+        with keep_interrupted(store):  # Ctrl-C / SIGTERM: the child is stopped and an 'interrupted' record kept
+            record = measure(artifact, runtime, threads, timeout=timeout, inputs=inputs)
         rid = store.add(record)
         rows.append(store.rows("WHERE id=?", (rid,))[0])
         if record["status"] == "failed":
-            typer.echo(f"error: {path}: {record['error_class']}: {record['error_message']}", err=True)
+            typer.echo(f"error: {artifact.path}: {record['error_class']}: {record['error_message']}", err=True)
             failed = True
     if as_json:
         typer.echo(json.dumps(rows, indent=2, default=str))
@@ -116,7 +153,8 @@ def profile(artifacts: List[Path] = typer.Argument(..., help="artifact folders o
 @app.command()
 def results(workspace: Optional[Path] = WorkspaceOpt,
             as_json: bool = typer.Option(False, "--json", help="full records as JSON"),
-            status: Optional[str] = typer.Option(None, "--status", help="only ok / failed / unavailable")) -> None:
+            status: Optional[str] = typer.Option(None, "--status", callback=one_of(STATUSES),
+                                                 help=f"only records with this status: {' / '.join(STATUSES)}")) -> None:
     """Show what the results store holds."""
     from app.summary import print_table
     from app.workspace import Workspace
@@ -132,21 +170,46 @@ def results(workspace: Optional[Path] = WorkspaceOpt,
         print_table(store.rows(where, params), f"results in {store.path}")
 
 
+def _host(value: str) -> str:
+    if not value.strip() or any(c.isspace() for c in value):
+        raise typer.BadParameter(f"{value!r} is not a host name or address; pass e.g. 127.0.0.1")
+    return value
+
+
+def _check_free(host: str, port: int) -> None:
+    """Refuse a host:port the server could not bind, before Streamlit starts (it would print a traceback)."""
+    import socket
+
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+        with socket.socket(family, kind, proto) as s:
+            s.bind(address)
+    except OSError as e:
+        raise EdgeZooError(f"cannot serve the dashboard on {host}:{port} ({e.strerror or e})",
+                           "pass another --port or --host, or stop what uses it") from None
+
+
 @app.command()
 def dashboard(workspace: Optional[Path] = WorkspaceOpt,
-              port: int = typer.Option(8501, "--port"),
-              host: str = typer.Option("127.0.0.1", "--host", help="bind address (loopback unless you mean otherwise)")) -> None:
+              port: int = typer.Option(8501, "--port", callback=int_in_range(1, 65535, 8501)),
+              host: str = typer.Option("127.0.0.1", "--host", callback=_host,
+                                       help="bind address (loopback unless you mean otherwise)")) -> None:
     """Open the Streamlit dashboard over the workspace's results store."""
     from app.dashboard.serve import serve
     from app.workspace import Workspace
 
+    try:
+        _check_free(host, port)
+    except EdgeZooError as e:
+        _fail(e)
     raise typer.Exit(serve(Workspace.resolve(workspace), host=host, port=port))
 
 
 @app.command()
 def report(workspace: Optional[Path] = WorkspaceOpt,
            device: Optional[str] = typer.Option(None, "--device", help="device profile name for predictions (default: host)"),
-           out: Optional[List[Path]] = typer.Option(None, "--out", "-o", help="FILE.html and/or FILE.md (default: both in WORKSPACE/reports)")) -> None:
+           out: Optional[List[Path]] = typer.Option(None, "--out", "-o", callback=output_path("file"),
+                                                    help="FILE.html and/or FILE.md (default: both in WORKSPACE/reports)")) -> None:
     """Write a self-contained device report (HTML with embedded plotly, and/or Markdown)."""
     from app.workspace import Workspace
     from profiles.report import write_report
@@ -162,17 +225,19 @@ def report(workspace: Optional[Path] = WorkspaceOpt,
 @app.command()
 def reproduce(paper: str = typer.Argument(..., help="paper key, e.g. lcs, subspaces, spin, seedlm, openelm"),
               quick: bool = typer.Option(False, "--quick", help="smaller, faster variant (used by tests)"),
-              seeds: Optional[str] = typer.Option(None, "--seeds", help="comma-separated seeds (default: the card's)"),
+              seeds: Optional[str] = typer.Option(None, "--seeds", callback=int_list(0),
+                                                  help="comma-separated distinct seeds >= 0 (default: the card's)"),
               workspace: Optional[Path] = WorkspaceOpt,
               as_json: bool = typer.Option(False, "--json")) -> None:
     """Run a paper's small-scale claim; print it beside the paper's numbers and store the verdict."""
     from app.claims_view import print_claim
     from app.workspace import Workspace
-    from trainers.claims import reproduce as run_claim
+    from trainers.claims import reproduce as run_claim, resolve
 
     try:
+        resolve(paper)  # an unknown paper fails before the store is opened
         store = Workspace.resolve(workspace).store()
-        result = run_claim(paper, quick=quick, seeds=[int(s) for s in seeds.split(",")] if seeds else None)
+        result = run_claim(paper, quick=quick, seeds=seeds)
     except EdgeZooError as e:
         _fail(e)
     store.add_claim(result.to_dict())

@@ -35,6 +35,30 @@ class RunPlan:
     scenario: Any = None             # profiles.measure.Scenario; None = its defaults
 
 
+def check_plan(plan: RunPlan) -> None:
+    """Every name and number in a plan, checked before the store is opened or anything is trained."""
+    from exporters.compression.spec import parse_spec
+    from trainers.recipe import load_recipe
+
+    unknown = sorted(set(plan.format_specs) - set(DEFAULT_FORMAT_SPECS))
+    if unknown:
+        raise EdgeZooError(f"unknown format {', '.join(map(repr, unknown))}", f"use any of: {', '.join(DEFAULT_FORMAT_SPECS)}")
+    for fmt, specs in plan.format_specs.items():
+        for spec in specs:
+            parse_spec(spec, fmt)
+    if not isinstance(plan.threads, int) or isinstance(plan.threads, bool) or plan.threads < 1:
+        raise EdgeZooError(f"threads {plan.threads!r} is not an integer >= 1", "pass e.g. --threads 2")
+    if not plan.recipes:
+        raise EdgeZooError("the plan has no recipes", f"pass --recipe, e.g. {DEFAULT_RECIPES[0]}")
+    names: dict[str, str] = {}
+    for recipe_name in plan.recipes:
+        name = load_recipe(recipe_name, list(plan.overrides)).name
+        if name in names:
+            raise EdgeZooError(f"recipes {names[name]} and {recipe_name} both name the checkpoint {name!r}",
+                               "give each recipe its own name (do not --set name= for several recipes)")
+        names[name] = recipe_name
+
+
 def train_or_reuse(recipe_name: str, ws: Workspace, overrides: list[str], log: Log) -> Path:
     from models.checkpoint import read_card
     from trainers.loop import train
@@ -84,6 +108,7 @@ def run(ws: Workspace, plan: RunPlan | None = None, log: Log = print) -> list[di
     from exporters.artifact import export_checkpoint
 
     plan = plan or RunPlan()
+    check_plan(plan)
     store = ws.store()
     rows: list[dict[str, Any]] = []
     t0 = time.perf_counter()

@@ -8,6 +8,7 @@ from typing import Optional
 
 import typer
 
+from app.cli_options import WorkspaceOpt, fail, output_path, run_app
 from models.errors import EdgeZooError
 
 app = typer.Typer(help="Convert an EdgeZoo checkpoint to ONNX, Core ML or MLX, with compression.",
@@ -16,17 +17,33 @@ app = typer.Typer(help="Convert an EdgeZoo checkpoint to ONNX, Core ML or MLX, w
 SPEC_HELP = "none | fp16 | int8 | int4[:block=32] | prune[:sparsity=0.5] (prune50) | palettize[:bits=4] (palette4, Core ML)"
 
 
+def check_checkpoint(ckpt: Path) -> None:
+    """A vision checkpoint whose card names a dataset EdgeZoo has (what export evaluates on), checked before any
+    output is made; a missing folder, a file or a malformed card fails in `read_card`."""
+    from models.checkpoint import CARD, read_card
+    from models.errors import CheckpointError
+    from trainers.data import DATASETS
+
+    card = read_card(ckpt)
+    if card.get("task") == "lm":
+        raise CheckpointError(f"{ckpt} is a language-model checkpoint", "export it with `edgezoo lm export`")
+    dataset = card.get("dataset", "digits")
+    if not isinstance(dataset, str) or dataset not in DATASETS:
+        raise CheckpointError(f"checkpoint card {Path(ckpt) / CARD}: dataset {dataset!r} is unknown",
+                              f"the card should name one of: {', '.join(DATASETS)}; retrain or restore card.json")
+
+
 def export_command(fmt: str, checkpoint: Path, compress: str, out: Optional[Path], workspace: Optional[Path],
                    force: bool) -> None:
     from app.workspace import Workspace
     from exporters.artifact import export_checkpoint
 
     try:
+        check_checkpoint(checkpoint)
         art = export_checkpoint(checkpoint, fmt, compress, out_dir=out, workspace=Workspace.resolve(workspace).root,
                                 force=force)
     except EdgeZooError as e:
-        typer.echo(f"error: {e}", err=True)
-        raise typer.Exit(2) from None
+        fail(e)
     m = art.manifest
     typer.echo(json.dumps({"artifact": str(art.path), "size_bytes": m["size_bytes"],
                            "bits_per_weight": round(m["bits_per_weight"], 3), "verification": m["verification"]}, indent=2))
@@ -36,8 +53,9 @@ def _make(fmt: str):
     def command(
         checkpoint: Path = typer.Argument(..., help="checkpoint folder (model.safetensors + card.json)"),
         compress: str = typer.Option("none", "--compress", "-c", help=SPEC_HELP),
-        out: Optional[Path] = typer.Option(None, "--out", "-o", help="artifact folder (default: in the workspace)"),
-        workspace: Optional[Path] = typer.Option(None, "--workspace", envvar="EDGEZOO_WORKSPACE"),
+        out: Optional[Path] = typer.Option(None, "--out", "-o", callback=output_path("folder"),
+                                           help="artifact folder (default: in the workspace)"),
+        workspace: Optional[Path] = WorkspaceOpt,
         force: bool = typer.Option(False, "--force", help="re-export even if an identical artifact exists"),
     ) -> None:
         export_command(fmt, checkpoint, compress, out, workspace, force)
@@ -51,6 +69,4 @@ for _fmt in ("onnx", "coreml", "mlx", "torch"):
 
 
 def main() -> None:
-    from app.cli_options import run_app
-
     run_app(app, "exporters")

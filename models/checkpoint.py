@@ -8,8 +8,10 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import types
+import typing
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
@@ -76,7 +78,66 @@ def read_card(ckpt_dir: Path) -> dict[str, Any]:
     if not isinstance(card, dict) or "model" not in card or "args" not in card:
         raise CheckpointError(f"checkpoint card {card_path} lacks 'model'/'args'",
                               "retrain with `edgezoo train` or restore the file")
+    for key, hint in CARD_FIELDS.items():
+        if key in card and not type_fits(card[key], hint):
+            raise CheckpointError(f"checkpoint card {card_path}: field {key!r} is {card[key]!r}, not {type_name(hint)}",
+                                  "retrain with `edgezoo train` or restore card.json")
     return card
+
+
+CARD_FIELDS: dict[str, Any] = {"model": str, "args": dict, "task": Optional[str]}
+
+
+def type_fits(value: Any, hint: Any) -> bool:
+    """Whether plain data (JSON / YAML) fits a dataclass field's type: int (not bool), float (int accepted), str,
+    bool, dict, list/tuple (either, element types checked), X | None; anything else is not checked."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if hint is Any:
+        return True
+    if origin in (typing.Union, types.UnionType):
+        return any(type_fits(value, a) for a in args)
+    if hint is type(None):
+        return value is None
+    if hint is bool:
+        return isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if hint is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if hint is str:
+        return isinstance(value, str)
+    if dict in (hint, origin):
+        return isinstance(value, dict)
+    if origin in (list, tuple) or hint in (list, tuple):
+        if not isinstance(value, (list, tuple)):
+            return False
+        if not args:
+            return True
+        if origin is list or args[-1] is Ellipsis:
+            return all(type_fits(v, args[0]) for v in value)
+        return len(args) == len(value) and all(type_fits(v, a) for v, a in zip(value, args))
+    return True
+
+
+def type_name(hint: Any, article: bool = True) -> str:
+    """`an int`, `a list of int`, `a str or None`: how a field's type is named in an error message."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(type_name(a, article) for a in args)
+    if hint is type(None):
+        return "None"
+    if origin in (list, tuple) and args:
+        name = f"list of {type_name(args[0], article=False)}"
+    else:
+        name = getattr(origin or hint, "__name__", str(hint))
+    return (("an " if name[0] in "aeiou" else "a ") if article else "") + name
+
+
+def mismatched_fields(cls: type, values: dict[str, Any]) -> list[str]:
+    """`key=value (want T)` for every value that does not fit its dataclass field's type (unknown keys skipped)."""
+    hints = typing.get_type_hints(cls)
+    return [f"{k}={v!r} (want {type_name(hints[k])})" for k, v in values.items()
+            if k in hints and not type_fits(v, hints[k])]
 
 
 def load(ckpt_dir: Path) -> tuple[nn.Module, dict[str, Any]]:
@@ -92,13 +153,30 @@ def load(ckpt_dir: Path) -> tuple[nn.Module, dict[str, Any]]:
     except (SafetensorError, OSError, ValueError, RuntimeError) as e:
         raise CheckpointError(f"weights {weights} are corrupt or truncated ({str(e).splitlines()[0][:120]})",
                               "retrain with `edgezoo train` or restore the file") from None
+    model = _build_from_card(card, ckpt_dir / CARD)
     try:
-        model = build(card["model"], card["args"])
         model.load_state_dict(state, strict=True)
     except (KeyError, ValueError, TypeError, RuntimeError) as e:
         raise CheckpointError(f"weights {weights} do not fit model {card['model']!r} ({str(e).splitlines()[0][:160]})",
                               "check that card.json and model.safetensors come from the same training run") from None
     return model.eval(), card
+
+
+def _build_from_card(card: dict[str, Any], card_path: Path) -> nn.Module:
+    """The model a card describes; an unknown model or args that do not fit it are CheckpointErrors."""
+    fix = "retrain with `edgezoo train` or restore card.json"
+    try:
+        spec = get(card["model"])
+    except KeyError as e:
+        raise CheckpointError(f"checkpoint card {card_path}: {str(e).strip(chr(34))}", fix) from None
+    bad = mismatched_fields(spec.args_cls, card["args"])
+    if bad:
+        raise CheckpointError(f"checkpoint card {card_path}: args {', '.join(bad)}", fix)
+    try:
+        return build(card["model"], card["args"])
+    except (KeyError, ValueError, TypeError, RuntimeError, ZeroDivisionError, IndexError) as e:
+        raise CheckpointError(f"checkpoint card {card_path}: args do not build a {card['model']} "
+                              f"({str(e).strip(chr(34)).splitlines()[0][:160]})", fix) from None
 
 
 def load_lm(ckpt_dir: Path) -> tuple[nn.Module, dict[str, Any]]:

@@ -294,19 +294,22 @@ def build_sections(d: ReportData) -> list[Section]:
 # ---------------------------------------------------------------- entry point
 
 
-def _outputs(ws, device_name: str, outs: list[Path]) -> list[Path]:
-    if not outs:
-        return [ws.reports / f"report-{device_name}.html", ws.reports / f"report-{device_name}.md"]
-    for out in outs:
-        if Path(out).suffix.lower() not in SUFFIXES:
+def check_outputs(outs: list[Path]) -> list[Path]:
+    """Report paths the user named, checked before the store is read or the host measured: a known suffix, and
+    not an existing folder (the CLI's --out callback also refuses a path under a file)."""
+    for out in map(Path, outs):
+        if out.suffix.lower() not in SUFFIXES:
             raise ReportError(f"cannot tell the report format of {out}", "name it FILE.html or FILE.md")
+        if out.is_dir():
+            raise ReportError(f"report path {out} is a folder", f"name a file in it, e.g. {out / 'report.html'}")
     return [Path(o) for o in outs]
 
 
 def write_report(ws, device: str | None = None, outs: list[Path] | None = None) -> list[Path]:
     """Write the report for `device` (catalog name, or None/"host" for this machine); returns the written paths."""
+    named = check_outputs(list(outs or []))
     data = collect(ws, device)
-    paths = _outputs(ws, data.device.name, list(outs or []))
+    paths = named or [ws.reports / f"report-{data.device.name}.html", ws.reports / f"report-{data.device.name}.md"]
     sections = build_sections(data)
     title = f"EdgeZoo device report: {data.device.title}"
     for path in paths:

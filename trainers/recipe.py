@@ -5,6 +5,9 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
+import typing
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -13,7 +16,7 @@ import yaml
 
 from models.errors import RecipeError
 
-CONFIG_DIR = Path(__file__).parent / "configs"
+CONFIG_DIR = Path(__file__).parent / "baselines" / "configs"
 
 
 @dataclass
@@ -35,9 +38,13 @@ class Recipe:
         return hashlib.sha256(json.dumps(dataclasses.asdict(self), sort_keys=True).encode()).hexdigest()[:16]
 
 
-def _coerce(value: str) -> Any:
+def _coerce(key: str, value: str) -> Any:
     """`--set key=value`: parse the value as YAML so numbers, lists and booleans keep their types."""
-    return yaml.safe_load(value)
+    try:
+        return yaml.safe_load(value)
+    except yaml.YAMLError:
+        raise RecipeError(f"override {key}={value!r} is not a YAML value",
+                          "quote it or fix the brackets, e.g. --set model_args.widths=[8,16]") from None
 
 
 def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
@@ -51,12 +58,14 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
             target = target.setdefault(p, {})
             if not isinstance(target, dict):
                 raise RecipeError(f"override {key!r} goes through a non-mapping", "set a leaf key of a mapping")
-        target[leaf] = _coerce(value)
+        target[leaf] = _coerce(key, value)
     return data
 
 
 def resolve_path(name_or_path: str | Path, config_dir: Path = CONFIG_DIR) -> Path:
     p = Path(name_or_path)
+    if p.is_dir():
+        raise RecipeError(f"recipe {p} is a folder", "pass a recipe YAML file or a bundled recipe name")
     if p.exists():
         return p
     bundled = config_dir / f"{name_or_path}.yaml"
@@ -74,6 +83,9 @@ def read_recipe_yaml(name_or_path: str | Path, overrides: list[str] | None = Non
         data = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as e:
         raise RecipeError(f"recipe {path} is not valid YAML ({str(e).splitlines()[0]})", "fix the YAML syntax") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise RecipeError(f"recipe {path} cannot be read as text ({e.__class__.__name__})",
+                          "pass a readable recipe YAML file") from None
     if not isinstance(data, dict):
         raise RecipeError(f"recipe {path} is not a mapping", "write the recipe as key: value lines")
     data.setdefault("name", path.stem)
@@ -97,14 +109,73 @@ def load_recipe(name_or_path: str | Path, overrides: list[str] | None = None) ->
     return recipe_from_dict(data, str(path))
 
 
-def recipe_from_dict(data: dict[str, Any], where: str = "recipe") -> Recipe:
-    recipe = strict_fields(Recipe, data, where)
-    from models.registry import args_from_dict, get
+# numeric fields: (low, high, low is exclusive, an example); None = unbounded
+RANGES: dict[str, tuple[float | None, float | None, bool, Any]] = {
+    "epochs": (1, None, False, 10), "batch_size": (1, None, False, 64), "lr": (0.0, None, True, 0.003),
+    "weight_decay": (0.0, None, False, 0.0005), "label_smoothing": (0.0, 1.0, False, 0.1),
+    "seed": (0, 2**32 - 1, False, 0), "threads": (1, None, False, 2),
+}
+CHOICES: dict[str, tuple[str, ...]] = {"optimizer": ("adamw", "sgd")}
 
+
+def check_field(where: str, key: str, value: Any, hint: Any) -> None:
+    """One recipe value: its type, then its range or choices; the error names the key and a value that works."""
+    from models.checkpoint import type_fits, type_name
+
+    low, high, open_low, example = RANGES.get(key, (None, None, False, None))
+    if not type_fits(value, hint):
+        eg = f", e.g. --set {key}={example}" if example is not None else ""
+        raise RecipeError(f"{where}: {key}={value!r} is not {type_name(hint)}", f"set {key} to {type_name(hint)}{eg}")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise RecipeError(f"{where}: {key}={value!r} is not a finite number", f"use a finite number, e.g. --set {key}={example}")
+    too_low = low is not None and (value <= low if open_low else value < low)
+    if too_low or (high is not None and value > high):
+        lo = "" if low is None else f"{'>' if open_low else '>='} {low}"
+        hi = "" if high is None else f"<= {high}"
+        raise RecipeError(f"{where}: {key}={value!r} is out of range",
+                          f"use a value {' and '.join(filter(None, (lo, hi)))}, e.g. --set {key}={example}")
+    if key in CHOICES and value not in CHOICES[key]:
+        raise RecipeError(f"{where}: {key} {value!r} is unknown", f"use one of: {', '.join(CHOICES[key])}")
+
+
+def recipe_from_dict(data: dict[str, Any], where: str = "recipe") -> Recipe:
+    """A Recipe with every field checked (type, range, a plain `name`, a registered model, model_args that build
+    and run it) before anything is trained or written."""
+    import torch
+
+    from app.workspace import WorkspaceError, safe_name
+    from models.checkpoint import mismatched_fields
+    from models.registry import args_from_dict, build, example_inputs, get, names
+    from trainers.data import DATASETS
+
+    recipe = strict_fields(Recipe, data, where)
+    hints = typing.get_type_hints(Recipe)
+    for f in dataclasses.fields(Recipe):
+        check_field(where, f.name, getattr(recipe, f.name), hints[f.name])
     try:
-        args_from_dict(get(recipe.model).args_cls, recipe.model_args)
-    except (KeyError, ValueError) as e:
-        raise RecipeError(f"{where}: {str(e).strip(chr(34))}", "fix model / model_args in the recipe") from None
-    if recipe.optimizer not in ("adamw", "sgd"):
-        raise RecipeError(f"{where}: optimizer {recipe.optimizer!r} is unknown", "use adamw or sgd")
+        safe_name(recipe.name, "recipe name")
+    except WorkspaceError as e:
+        raise RecipeError(f"{where}: {e.problem}", f"set `name:` (it names the checkpoint folder): {e.fix}") from None
+    if recipe.dataset not in DATASETS:
+        raise RecipeError(f"{where}: dataset {recipe.dataset!r} is unknown", f"use one of: {', '.join(DATASETS)}")
+    if recipe.model not in names():
+        raise RecipeError(f"{where}: model {recipe.model!r} is not an image classifier this loop trains",
+                          f"use one of: {', '.join(names())}")
+    fix = "fix model_args in the recipe (see the model's ModelArgs)"
+    args_cls = get(recipe.model).args_cls
+    try:
+        args_from_dict(args_cls, recipe.model_args)
+    except ValueError as e:
+        raise RecipeError(f"{where}: {e}", fix) from None
+    bad = mismatched_fields(args_cls, recipe.model_args)
+    if bad:
+        raise RecipeError(f"{where}: model_args {', '.join(bad)}", fix)
+    try:  # a model that cannot be built or run fails here, before data is loaded or anything written
+        with warnings.catch_warnings(), torch.no_grad():
+            warnings.simplefilter("ignore")  # torch's warnings about zero-size layers: the error says it better
+            model = build(recipe.model, recipe.model_args).eval()
+            model(*example_inputs(model, 1))
+    except (TypeError, ValueError, RuntimeError, ZeroDivisionError, IndexError) as e:
+        raise RecipeError(f"{where}: model_args do not give a working {recipe.model} "
+                          f"({str(e).strip(chr(34)).splitlines()[0][:160]})", fix) from None
     return recipe
