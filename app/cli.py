@@ -22,18 +22,23 @@ ThreadsOpt = typer.Option(2, "--threads", "-t", callback=int_at_least(1, 2), hel
 
 @app.command()
 def run(workspace: Optional[Path] = WorkspaceOpt,
-        recipes: Optional[List[str]] = typer.Option(None, "--recipe", "-r", help="recipes to run (default: all default ones)"),
-        formats: Optional[List[str]] = typer.Option(None, "--format", "-f", help="formats (default: torch onnx mlx coreml)"),
+        papers: Optional[str] = typer.Option(None, "--papers", "-p",
+                                             help="comma-separated paper plug-ins (default: every paper and the baselines)"),
+        recipes: Optional[List[str]] = typer.Option(None, "--recipe", "-r",
+                                                    help="plain classifier recipes instead (exported like the baselines)"),
+        formats: Optional[List[str]] = typer.Option(None, "--format", "-f", help="only these formats (torch onnx mlx coreml)"),
         sets: List[str] = typer.Option([], "--set", help="recipe override key=value for every recipe"),
         threads: int = ThreadsOpt,
         as_json: bool = typer.Option(False, "--json", help="print the summary rows as JSON")) -> None:
-    """The main job: train the default models, export every format x compression, profile, store, summarise."""
-    from app.pipeline import DEFAULT_FORMAT_SPECS, DEFAULT_RECIPES, RunPlan, run as run_pipeline
+    """The main job: train every paper's deployable model at small scale, export it in every format x compression
+    that applies, profile each artifact, store and summarise. Unchanged steps are reused."""
+    from app.pipeline import RunPlan, run as run_pipeline
     from app.summary import print_table
     from app.workspace import Workspace
 
-    fmt_specs = {f: DEFAULT_FORMAT_SPECS.get(f, ()) for f in formats} if formats else dict(DEFAULT_FORMAT_SPECS)
-    plan = RunPlan(recipes=tuple(recipes or DEFAULT_RECIPES), format_specs=fmt_specs, threads=threads, overrides=tuple(sets))
+    keys = tuple(k.strip() for k in papers.split(",") if k.strip()) if papers is not None else None
+    plan = RunPlan(papers=keys, recipes=tuple(recipes or ()), formats=tuple(formats) if formats else None,
+                   threads=threads, overrides=tuple(sets))
     try:
         rows = run_pipeline(Workspace.resolve(workspace), plan, log=lambda s: typer.echo(s, err=True))
     except EdgeZooError as e:

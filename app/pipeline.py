@@ -1,135 +1,287 @@
-"""`edgezoo run`: train the default models, export every format x compression, profile, store, summarise.
-Each step reuses what is unchanged: checkpoints by recipe hash, artifacts by content hash, measurements by
-(artifact sha, runtime, threads, scenario, device)."""
+"""`edgezoo run`, the main job: for every paper plug-in (trainers/papers.py), train its deployable checkpoints at
+small scale, export them in every format x compression the paper declares, profile each artifact in a fresh child,
+store every record (paper key set), summarise. Each step reuses what is unchanged: checkpoints by recipe hash,
+artifacts by content hash, measurements by (artifact sha, runtime, threads, scenario, device)."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from app.workspace import Workspace
-from exporters.compression.spec import DEFAULT_SPECS
+from app.workspace import Workspace, safe_name
 from models.errors import EdgeZooError
 
-DEFAULT_RECIPES = ("digits_resnet", "digits_mobilenetv2", "digits_convmixer")
-DEFAULT_FORMAT_SPECS: dict[str, tuple[str, ...]] = {
-    "torch": ("none",),
-    "onnx": DEFAULT_SPECS,
-    "mlx": DEFAULT_SPECS,
-    "coreml": (*DEFAULT_SPECS, "palette4"),
-}
 REUSABLE_STATUSES = ("ok", "unavailable")
+FORMATS = ("torch", "onnx", "mlx", "coreml")
 
 Log = Callable[[str], None]
 
 
 @dataclass
 class RunPlan:
-    recipes: tuple[str, ...] = DEFAULT_RECIPES
-    format_specs: dict[str, tuple[str, ...]] = field(default_factory=lambda: dict(DEFAULT_FORMAT_SPECS))
+    papers: tuple[str, ...] | None = None   # plug-in keys; None: every plug-in (unless `recipes` are given)
+    recipes: tuple[str, ...] = ()           # plain classifier recipes, exported like the baselines
+    formats: tuple[str, ...] | None = None  # keep only these formats
+    format_specs: dict[str, tuple[str, ...]] | None = None  # exports of `recipes` (default: the baselines')
     threads: int = 2
-    overrides: tuple[str, ...] = ()  # --set key=value applied to every recipe
-    scenario: Any = None             # profiles.measure.Scenario; None = its defaults
+    overrides: tuple[str, ...] = ()         # --set key=value applied to every recipe
+    scenario: Any = None                    # profiles.measure.Scenario for vision artifacts; None = its defaults
+    lm_settings: dict[str, Any] = field(default_factory=lambda: {"prompt_len": 32, "new_tokens": 32,
+                                                                  "eval_windows": 64, "repeats": 3})
+    specdec_settings: dict[str, Any] = field(default_factory=lambda: {
+        "gammas": [4], "contexts": [48], "new_tokens": 16, "n_prompts": 2, "modes": ["greedy"],
+        "kv_group": 8, "residual": 8})
 
 
-def check_plan(plan: RunPlan) -> None:
-    """Every name and number in a plan, checked before the store is opened or anything is trained."""
-    from exporters.compression.spec import parse_spec
-    from trainers.recipe import load_recipe
+@dataclass(frozen=True)
+class Job:
+    """One checkpoint to train (or reuse) and what to build from it, for one paper (None: a plain --recipe)."""
+    paper: str | None
+    checkpoint: str  # the recipe's name after overrides: its zoo folder
+    recipe: Path
+    train: Callable[..., dict[str, Any]]
+    exports: dict[str, tuple[str, ...]]
+    scenario: str
+    overrides: tuple[str, ...]
 
-    unknown = sorted(set(plan.format_specs) - set(DEFAULT_FORMAT_SPECS))
-    if unknown:
-        raise EdgeZooError(f"unknown format {', '.join(map(repr, unknown))}", f"use any of: {', '.join(DEFAULT_FORMAT_SPECS)}")
-    for fmt, specs in plan.format_specs.items():
-        for spec in specs:
-            parse_spec(spec, fmt)
+
+def plan_jobs(plan: RunPlan) -> list[Job]:
+    """The plan as jobs, every recipe, name, format and compression checked before anything is trained or written."""
+    from trainers import papers as registry
+    from trainers.adapters import train_classifier
+    from trainers.recipe import resolve_path
+
+    if plan.formats is not None:
+        unknown = sorted(set(plan.formats) - set(FORMATS))
+        if unknown:
+            raise EdgeZooError(f"unknown format {', '.join(map(repr, unknown))}", f"use any of: {', '.join(FORMATS)}")
     if not isinstance(plan.threads, int) or isinstance(plan.threads, bool) or plan.threads < 1:
         raise EdgeZooError(f"threads {plan.threads!r} is not an integer >= 1", "pass e.g. --threads 2")
-    if not plan.recipes:
-        raise EdgeZooError("the plan has no recipes", f"pass --recipe, e.g. {DEFAULT_RECIPES[0]}")
-    names: dict[str, str] = {}
-    for recipe_name in plan.recipes:
-        name = load_recipe(recipe_name, list(plan.overrides)).name
-        if name in names:
-            raise EdgeZooError(f"recipes {names[name]} and {recipe_name} both name the checkpoint {name!r}",
-                               "give each recipe its own name (do not --set name= for several recipes)")
-        names[name] = recipe_name
+    found = registry.discover()
+    unknown = sorted(set(plan.papers or ()) - set(found))
+    if unknown:
+        raise EdgeZooError(f"no paper plug-in {', '.join(map(repr, unknown))}", f"use any of: {', '.join(found)}")
+    specs: list[tuple[str | None, Path, Any, dict, str]] = []
+    for name in plan.recipes:
+        exports = plan.format_specs if plan.format_specs is not None else dict(found["baselines"].deployables[0].exports)
+        specs.append((None, resolve_path(name), train_classifier, dict(exports), "classify"))
+    keys = plan.papers if plan.papers is not None else (() if plan.recipes else _default_order(found))
+    for key in keys:
+        paper = found[key]
+        for d in paper.deployables:
+            specs.append((key, paper.recipe_path(d.recipe), registry.trainer_for(paper, d), dict(d.exports), d.scenario))
+    jobs = [_job(paper, recipe, train, exports, scenario, plan) for paper, recipe, train, exports, scenario in specs]
+    _check_names(jobs)
+    _check_specs(jobs)
+    return jobs
 
 
-def train_or_reuse(recipe_name: str, ws: Workspace, overrides: list[str], log: Log) -> Path:
-    from models.checkpoint import read_card
-    from trainers.loop import train
-    from trainers.recipe import load_recipe
+def _default_order(found: dict[str, Any]) -> tuple[str, ...]:
+    """Every paper, then the baselines."""
+    return tuple(sorted(found, key=lambda k: (found[k].baseline, k)))
 
-    recipe = load_recipe(recipe_name, overrides)
-    out = ws.zoo / recipe.name
+
+def _job(paper: str | None, recipe: Path, train: Callable[..., dict[str, Any]], exports: dict[str, tuple[str, ...]],
+         scenario: str, plan: RunPlan) -> Job:
+    from trainers.recipe import read_recipe_yaml
+
+    overrides = tuple(plan.overrides)
+    train(recipe, Path("unused"), list(overrides), check_only=True)  # every key, type and range of the recipe
+    name = safe_name(read_recipe_yaml(recipe, list(overrides))[0]["name"], f"recipe {recipe.name}: name")
+    if plan.formats is not None:
+        exports = {f: s for f, s in exports.items() if f in plan.formats}
+    return Job(paper, name, recipe, train, exports, scenario, overrides)
+
+
+def _check_names(jobs: list[Job]) -> None:
+    """Two different recipes must not write one checkpoint (papers sharing one recipe share its checkpoint)."""
+    owner: dict[str, Path] = {}
+    for job in jobs:
+        if owner.setdefault(job.checkpoint, job.recipe) != job.recipe:
+            raise EdgeZooError(f"recipes {owner[job.checkpoint]} and {job.recipe} both name the checkpoint "
+                               f"{job.checkpoint!r}", "give each recipe its own name (do not --set name= for several)")
+
+
+def _check_specs(jobs: list[Job]) -> None:
+    from exporters.compression.spec import parse_spec
+    from exporters.lm.artifact import check_lm_request
+
+    for job in jobs:
+        for fmt, specs in job.exports.items():
+            for spec in specs:
+                if job.scenario == "lm":
+                    check_lm_request(fmt, spec)
+                elif job.scenario == "classify":
+                    parse_spec(spec, fmt)
+
+
+def recipe_hash(job: Job) -> str:
+    """What makes a trained checkpoint reusable: the recipe's content after overrides, and who trains it."""
+    from trainers.recipe import read_recipe_yaml
+
+    data, _ = read_recipe_yaml(job.recipe, list(job.overrides))
+    blob = json.dumps({"recipe": data, "trainer": f"{job.train.__module__}.{job.train.__qualname__}"},
+                      sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def train_or_reuse(job: Job, ws: Workspace, log: Log) -> Path:
+    from models.checkpoint import annotate_card, read_card
+
+    out = ws.checkpoint_dir(job.checkpoint)
+    wanted = recipe_hash(job)
     try:
-        card = read_card(out)
-        if card.get("recipe_hash") == recipe.hash() and card.get("metrics"):
-            log(f"reuse   {recipe.name}: checkpoint up to date (recipe {recipe.hash()})")
+        if read_card(out).get("main_job_hash") == wanted:
+            log(f"reuse   {job.checkpoint}: checkpoint up to date (recipe {wanted})")
             return out
     except EdgeZooError:
         pass
-    log(f"train   {recipe.name}")
-    metrics = train(recipe, out)
-    log(f"        test accuracy {metrics['test_accuracy']:.3f} in {metrics['train_seconds']:.1f} s")
+    log(f"train   {job.checkpoint} ({job.paper or 'recipe'}: {job.recipe.name})")
+    t0 = time.perf_counter()
+    job.train(job.recipe, out, list(job.overrides))
+    annotate_card(out, main_job_hash=wanted)
+    log(f"        trained in {time.perf_counter() - t0:.1f} s")
     return out
 
 
-def failure_record(stage: str, model: str, fmt: str, spec: str, err: Exception) -> dict[str, Any]:
-    return {"created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "model": model, "runtime": None,
+def failure_record(stage: str, paper: str | None, model: str, fmt: str, spec: str, err: Exception) -> dict[str, Any]:
+    return {"created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "model": model, "paper": paper, "runtime": None,
             "artifact": {"format": fmt, "compression": spec}, "status": "failed",
             "error_class": err.__class__.__name__, "error_message": f"{stage}: {err}"}
 
 
-def profile_or_reuse(artifact, store, threads: int, scenario: Any = None) -> dict[str, Any]:
-    from profiles.launcher import keep_interrupted
+def _reused(store, key: str) -> dict[str, Any] | None:
+    for status in REUSABLE_STATUSES:
+        rows = store.rows("WHERE cache_key=? AND status=?", (key, status))
+        if rows:
+            return rows[-1]
+    return None
+
+
+def _store(store, record: dict[str, Any], paper: str | None) -> dict[str, Any]:
+    if paper is not None:
+        record["paper"] = paper
+    rid = store.add(record)
+    return store.rows("WHERE id=?", (rid,))[0]
+
+
+def profile_or_reuse(artifact, store, threads: int, scenario: Any = None, paper: str | None = None) -> dict[str, Any]:
+    from profiles.launcher import MeasurementInterrupted
     from profiles.measure import Scenario, measure, request_key
     from profiles.runtimes import DEFAULT_RUNTIME
 
     runtime = DEFAULT_RUNTIME[artifact.manifest["format"]]
     scenario = scenario or Scenario()
-    key = request_key(artifact, runtime, threads, scenario, {})
-    for status in REUSABLE_STATUSES:
-        rows = store.rows("WHERE cache_key=? AND status=?", (key, status))
-        if rows:
-            return rows[-1]
-    with keep_interrupted(store):
+    if (row := _reused(store, request_key(artifact, runtime, threads, scenario, {}))) is not None:
+        return row
+    try:
         record = measure(artifact, runtime, threads, scenario)
-    rid = store.add(record)
-    return store.rows("WHERE id=?", (rid,))[0]
+    except MeasurementInterrupted as e:
+        _store(store, e.record, paper)
+        raise
+    return _store(store, record, paper)
+
+
+def _classify_job(job: Job, ckpt: Path, ws: Workspace, store, plan: RunPlan, log: Log) -> list[dict[str, Any]]:
+    from exporters.artifact import export_checkpoint
+
+    model = json.loads((ckpt / "card.json").read_text())["model"]
+    rows = []
+    for fmt, specs in job.exports.items():
+        for spec in specs:
+            t0 = time.perf_counter()
+            try:
+                artifact = export_checkpoint(ckpt, fmt, spec, workspace=ws.root)
+            except EdgeZooError as e:
+                log(f"failed  export {model} {fmt} {spec}: {e}")
+                rows.append(_store(store, failure_record("export", job.paper, model, fmt, spec, e), None))
+                continue
+            t1 = time.perf_counter()
+            row = profile_or_reuse(artifact, store, plan.threads, plan.scenario, job.paper)
+            log(f"{row['status']:<7} {job.paper or model} {model} {fmt} {artifact.manifest['compression_name']}"
+                f"{_p50(row)}  (export {t1 - t0:.1f} s, profile {time.perf_counter() - t1:.1f} s)")
+            rows.append(row)
+    return rows
+
+
+def _lm_job(job: Job, ckpt: Path, ws: Workspace, store, plan: RunPlan, log: Log) -> list[dict[str, Any]]:
+    from exporters.lm.artifact import default_lm_out_dir, export_lm, read_lm_manifest, reusable_lm_export
+    from profiles.launcher import MeasurementInterrupted
+    from profiles.lm_measure import RUNTIME_OF, lm_request_key, lm_request, measure_lm
+
+    rows = []
+    for fmt, specs in job.exports.items():
+        for spec in specs:
+            out = default_lm_out_dir(ws.artifacts, ckpt, fmt, spec)
+            t0 = time.perf_counter()
+            try:
+                if not reusable_lm_export(ckpt, fmt, spec, out):
+                    export_lm(ckpt, fmt, spec, out, force=True)  # the workspace's own folder
+            except EdgeZooError as e:
+                log(f"failed  export openelm {fmt} {spec}: {e}")
+                rows.append(_store(store, failure_record("export", job.paper, "openelm", fmt, spec, e), None))
+                continue
+            t1 = time.perf_counter()
+            req = lm_request(out, RUNTIME_OF[fmt], plan.threads, **plan.lm_settings)
+            row = _reused(store, lm_request_key(read_lm_manifest(out), req))
+            if row is None:
+                try:
+                    record = measure_lm(out, threads=plan.threads, **plan.lm_settings)
+                except MeasurementInterrupted as e:
+                    _store(store, e.record, job.paper)
+                    raise
+                row = _store(store, record, job.paper)
+            log(f"{row['status']:<7} {job.paper} openelm {fmt} {spec}  (export {t1 - t0:.1f} s, "
+                f"profile {time.perf_counter() - t1:.1f} s)")
+            rows.append(row)
+    return rows
+
+
+def _specdec_job(job: Job, ckpt: Path, ws: Workspace, store, plan: RunPlan, log: Log) -> list[dict[str, Any]]:
+    from models.checkpoint import checkpoint_hash
+    from profiles.device import fingerprint
+    from profiles.specdec_measure import measure_specdec
+
+    settings = {**plan.specdec_settings, "threads": 1}
+    key = hashlib.sha256(json.dumps({"ckpt": checkpoint_hash(ckpt), **settings, "device": fingerprint()["id"]},
+                                    sort_keys=True).encode()).hexdigest()[:24]
+    reused = store.rows("WHERE cache_key=? AND status='ok'", (key,))
+    if reused:
+        log(f"reuse   {job.paper} speculative decoding on {ckpt.name} ({len(reused)} records)")
+        return reused
+    t0 = time.perf_counter()
+    records = measure_specdec(ckpt, log=log, **settings)
+    rows = []
+    for record in records:
+        record["cache_key"] = key
+        rows.append(_store(store, record, job.paper))
+    log(f"ok      {job.paper} speculative decoding on {ckpt.name}: {len(rows)} records "
+        f"({time.perf_counter() - t0:.1f} s)")
+    return rows
+
+
+SCENARIO_RUNNERS = {"classify": _classify_job, "lm": _lm_job, "specdec": _specdec_job}
 
 
 def run(ws: Workspace, plan: RunPlan | None = None, log: Log = print) -> list[dict[str, Any]]:
     """The main job. Returns the summary rows (one per artifact x runtime, failures included)."""
-    from exporters.artifact import export_checkpoint
-
     plan = plan or RunPlan()
-    check_plan(plan)
+    jobs = plan_jobs(plan)
     store = ws.store()
     rows: list[dict[str, Any]] = []
     t0 = time.perf_counter()
-    for recipe_name in plan.recipes:
-        ckpt = train_or_reuse(recipe_name, ws, list(plan.overrides), log)
-        model = json.loads((ckpt / "card.json").read_text())["model"]
-        for fmt, specs in plan.format_specs.items():
-            for spec in specs:
-                t_export = time.perf_counter()
-                try:
-                    artifact = export_checkpoint(ckpt, fmt, spec, workspace=ws.root)
-                except EdgeZooError as e:
-                    log(f"failed  export {model} {fmt} {spec}: {e}")
-                    rid = store.add(failure_record("export", model, fmt, spec, e))
-                    rows.append(store.rows("WHERE id=?", (rid,))[0])
-                    continue
-                t_profile = time.perf_counter()
-                row = profile_or_reuse(artifact, store, plan.threads, plan.scenario)
-                log(f"{row['status']:<7} {model} {fmt} {artifact.manifest['compression_name']}{_p50(row)}"
-                    f"  (export {t_profile - t_export:.1f} s, profile {time.perf_counter() - t_profile:.1f} s)")
-                rows.append(row)
+    for job in jobs:
+        try:
+            ckpt = train_or_reuse(job, ws, log)
+        except EdgeZooError as e:
+            log(f"failed  train {job.checkpoint}: {e}")
+            rows.append(_store(store, failure_record("train", job.paper, job.checkpoint, "-", "-", e), None))
+            continue
+        rows += SCENARIO_RUNNERS[job.scenario](job, ckpt, ws, store, plan, log)
     log(f"done in {time.perf_counter() - t0:.1f} s; store: {ws.store_path}")
     store.close()
     return rows

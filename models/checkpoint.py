@@ -190,4 +190,20 @@ def load_lm(ckpt_dir: Path) -> tuple[nn.Module, dict[str, Any]]:
 
 def checkpoint_hash(ckpt_dir: Path) -> str:
     """Content hash of a checkpoint: its weights file (the card's metrics do not change what is exported)."""
-    return file_sha256(Path(ckpt_dir) / WEIGHTS)
+    read_card(ckpt_dir)  # a missing folder or card is named as such
+    try:
+        return file_sha256(Path(ckpt_dir) / WEIGHTS)
+    except OSError as e:
+        raise CheckpointError(f"checkpoint {ckpt_dir} has no readable {WEIGHTS} ({e.__class__.__name__})",
+                              "retrain with `edgezoo train` or restore the file") from None
+
+
+def annotate_card(ckpt_dir: Path, **fields: Any) -> dict[str, Any]:
+    """Add fields to a checkpoint's card.json (atomically: a killed job leaves the old card). The weights and so
+    the checkpoint hash do not change."""
+    card = {**read_card(ckpt_dir), **fields}
+    path = Path(ckpt_dir) / CARD
+    tmp = path.with_name(CARD + ".tmp")
+    tmp.write_text(json.dumps(card, indent=2, sort_keys=True))
+    tmp.replace(path)
+    return card

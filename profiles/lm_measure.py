@@ -10,6 +10,7 @@ only; elsewhere the child records status "unavailable", as the vision path does)
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import sys
@@ -21,6 +22,7 @@ from typing import Any, Callable
 import numpy as np
 
 from profiles import memory
+from profiles.device import environment, fingerprint
 from profiles.launcher import MeasurementInterrupted, interrupted_result, run_child
 from profiles.runtimes.base import RuntimeUnavailable
 from profiles.stats import summarize
@@ -136,6 +138,24 @@ def child(req: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def lm_request_key(manifest: dict[str, Any], req: dict[str, Any]) -> str:
+    """What makes an LM measurement reusable: the same exported bytes, runtime, settings and device."""
+    blob = json.dumps({"sha": manifest.get("sha256"), **{k: v for k, v in req.items() if k != "folder"},
+                       "device": fingerprint()["id"]}, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:24]
+
+
+def lm_request(folder: Path, runtime: str, threads: int = 2, prompt_len: int = 32, new_tokens: int = 32,
+               context: int = 64, eval_windows: int = 64, repeats: int = 3) -> dict[str, Any]:
+    """The child's request for one LM artifact folder (and, less the folder, the key of its measurement)."""
+    from exporters.lm.artifact import read_lm_manifest
+
+    man = read_lm_manifest(folder)
+    return {"folder": str(Path(folder).resolve()), "runtime": runtime, "threads": threads, "prompt_len": prompt_len,
+            "new_tokens": new_tokens, "context": context, "eval_windows": eval_windows, "repeats": repeats,
+            "byte_vocab": man.get("vocab_size", 256) == 256}
+
+
 def measure_lm(folder: Path, runtime: str | None = None, threads: int = 2, prompt_len: int = 32, new_tokens: int = 32,
                context: int = 64, eval_windows: int = 64, timeout: float = 600.0, repeats: int = 3) -> dict[str, Any]:
     """Profile one LM artifact folder in a child process; returns a record for profiles.store.Store.add."""
@@ -144,14 +164,13 @@ def measure_lm(folder: Path, runtime: str | None = None, threads: int = 2, promp
     folder = Path(folder).resolve()  # one key per artifact however the path was typed
     man = read_lm_manifest(folder)
     runtime = runtime or RUNTIME_OF[man["format"]]
-    req = {"folder": str(folder), "runtime": runtime, "threads": threads, "prompt_len": prompt_len,
-           "new_tokens": new_tokens, "context": context, "eval_windows": eval_windows, "repeats": repeats,
-           "byte_vocab": man.get("vocab_size", 256) == 256}
+    req = lm_request(folder, runtime, threads, prompt_len, new_tokens, context, eval_windows, repeats)
     record: dict[str, Any] = {"created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "model": "openelm", "paper": "openelm",
                               "artifact": {k: man.get(k) for k in ("format", "compression", "size_bytes", "bits_per_weight",
                                                                        "checkpoint", "checkpoint_sha256")},
                               "runtime": runtime, "threads": threads, "scenario": {**req, "kind": "lm-generate"},
-                              "cache_key": None}
+                              "device": fingerprint(), "environment": environment(),
+                              "cache_key": lm_request_key(man, req)}
     try:
         res = run_child("profiles.lm_measure", req, timeout, env={"OMP_NUM_THREADS": str(threads)})
     except KeyboardInterrupt:

@@ -16,7 +16,7 @@ from exporters.artifact import Artifact, check_integrity, git_commit, load_artif
 from models.errors import ArtifactError, EdgeZooError
 from profiles.device import environment, fingerprint
 from profiles.launcher import MeasurementInterrupted, interrupted_result, run_child
-from profiles.runtimes import DEFAULT_RUNTIME, child_env
+from profiles.runtimes import DEFAULT_RUNTIME, child_env, resolve
 
 @dataclass(frozen=True)
 class Scenario:
@@ -53,6 +53,17 @@ def _base_record(artifact: Artifact, runtime: str, threads: int, scenario: Scena
     }
 
 
+def _unavailable_here(runtime: str, artifact: Artifact) -> str | None:
+    """A runtime that cannot run on this machine at all needs no child for an artifact EdgeZoo exported and verified
+    (its sha256 was just checked); a foreign file still goes to the child, which checks its structure."""
+    if artifact.manifest.get("foreign"):
+        return None
+    try:
+        return resolve(runtime).unavailable_here()
+    except Exception:  # a runtime that does not import is the child's failure to report
+        return None
+
+
 def measure(artifact_path: Path | Artifact, runtime: str | None = None, threads: int = 2,
             scenario: Scenario | None = None, options: dict[str, Any] | None = None,
             timeout: float = 180.0, inputs: list[dict[str, Any]] | None = None) -> dict[str, Any]:
@@ -76,6 +87,9 @@ def measure(artifact_path: Path | Artifact, runtime: str | None = None, threads:
         check_integrity(artifact)
     except ArtifactError as e:  # a failure row: the bytes on disk are not the ones exported and verified
         return {**record, "status": "failed", "error_class": "ArtifactModified", "error_message": str(e)}
+    if (reason := _unavailable_here(runtime, artifact)) is not None:  # exported + verified, runtime absent here
+        return {**record, "status": "unavailable", "error_class": "RuntimeUnavailable", "error_message": reason,
+                "runtime_version": resolve(runtime).version()}
     try:
         result = run_child("profiles.child", request, timeout,
                            env={"OMP_NUM_THREADS": str(threads), **request["env"]})

@@ -20,6 +20,11 @@ class Runtime:
     def version(cls) -> str:
         return "unknown"
 
+    @classmethod
+    def unavailable_here(cls) -> str | None:
+        """Why this runtime cannot run on this machine at all (checked by the parent, no child needed), or None."""
+        return None
+
     def load(self, model_file: Path, threads: int, options: dict[str, Any]) -> None:
         raise NotImplementedError
 

@@ -118,6 +118,10 @@ class CoreMLRuntime(Runtime):
         except importlib.metadata.PackageNotFoundError:
             return "not installed"
 
+    @classmethod
+    def unavailable_here(cls) -> str | None:
+        return None if sys.platform == "darwin" else UNAVAILABLE
+
     def load(self, model_file: Path, threads: int, options: dict[str, Any]) -> None:
         check_package(model_file)
         if sys.platform != "darwin":

@@ -123,21 +123,28 @@ def interpolate(a: LCSCNN, b: LCSCNN) -> LCSCNN:
     return line.eval()
 
 
+def train(recipe: SubspaceRecipe, out_dir: Path) -> dict[str, Any]:
+    """Train a line (or a standard network), evaluate on the test split at its ends and midpoint, save a checkpoint
+    (exportable at any point with `--compress lcs:alpha=A`)."""
+    data = load_dataset(recipe.dataset)
+    split = train_split(data, recipe)
+    model = fit(recipe, split)
+    acc = {f"{a:g}": float((logits_at(model, a, split.x, data.test.x).argmax(1).numpy() == data.test.y).mean())
+           for a in ((0.0, 0.5, 1.0) if recipe.subspace in ("line", "bezier") else (1.0,))}
+    metrics = {"test_accuracy_by_alpha": acc, "test_n": len(data.test.y)}
+    checkpoint.save(model, Path(out_dir), {"recipe": dataclasses.asdict(recipe), "dataset": recipe.dataset,
+                                           "data_split_hash": data.split_hash, "metrics": metrics})
+    return metrics
+
+
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     if not argv:
         raise SystemExit("usage: python -m trainers.subspaces.recipe CONFIG.yaml [--out DIR]")
     data_yaml = yaml.safe_load(Path(argv[0]).read_text()) or {}
     recipe = recipe_from_dict({"name": Path(argv[0]).stem, **data_yaml}, argv[0])
-    data = load_dataset(recipe.dataset)
-    split = train_split(data, recipe)
-    model = fit(recipe, split)
-    acc = {f"{a:g}": float((logits_at(model, a, split.x, data.test.x).argmax(1).numpy() == data.test.y).mean())
-           for a in ((0.0, 0.5, 1.0) if recipe.subspace in ("line", "bezier") else (1.0,))}
     out = Path(argv[argv.index("--out") + 1]) if "--out" in argv else Path("edgezoo-workspace/zoo") / recipe.name
-    checkpoint.save(model, out, {"recipe": dataclasses.asdict(recipe), "dataset": recipe.dataset,
-                                 "data_split_hash": data.split_hash, "metrics": {"test_accuracy_by_alpha": acc}})
-    print(yaml.safe_dump(acc))
+    print(yaml.safe_dump(train(recipe, out)))
 
 
 if __name__ == "__main__":
