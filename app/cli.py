@@ -228,7 +228,7 @@ def report(workspace: Optional[Path] = WorkspaceOpt,
 
 
 @app.command()
-def reproduce(paper: str = typer.Argument(..., help="paper key, e.g. lcs, subspaces, spin, seedlm, openelm"),
+def reproduce(paper: str = typer.Argument(..., help="paper key (`edgezoo models` lists the paper plug-ins)"),
               quick: bool = typer.Option(False, "--quick", help="smaller, faster variant (used by tests)"),
               seeds: Optional[str] = typer.Option(None, "--seeds", callback=int_list(0),
                                                   help="comma-separated distinct seeds >= 0 (default: the card's)"),
@@ -253,12 +253,20 @@ def reproduce(paper: str = typer.Argument(..., help="paper key, e.g. lcs, subspa
 
 @app.command("models")
 def list_models() -> None:
-    """Registered architectures and their paper cards."""
+    """Paper plug-ins (what `edgezoo run` and `edgezoo reproduce` cover) and the registered architectures."""
     import models
+    from trainers.papers import papers
 
+    typer.echo("papers (edgezoo run --papers KEY; edgezoo reproduce KEY):")
+    for p in papers():
+        deploys = "; ".join(f"{d.recipe.rsplit('/', 1)[-1]} -> {', '.join(d.exports)}" for d in p.deployables)
+        claim = "claim" if p.claim else "no claim"
+        typer.echo(f"  {p.key:<12} {p.title} (arXiv:{p.arxiv})\n  {'':<12} models {', '.join(p.models) or '-'}; "
+                   f"{claim}; main job: {deploys or '-'}")
+    typer.echo("architectures:")
     for name in models.names(task=None):
         spec = models.get(name)
-        typer.echo(f"{name:<16} {spec.task:<15} {spec.card.title} (arXiv:{spec.card.arxiv}) {spec.card.code}")
+        typer.echo(f"  {name:<16} {spec.task:<15} {spec.card.title} (arXiv:{spec.card.arxiv}) {spec.card.code}")
 
 
 def _add_subcommands() -> None:

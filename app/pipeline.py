@@ -66,14 +66,16 @@ def plan_jobs(plan: RunPlan) -> list[Job]:
     if unknown:
         raise EdgeZooError(f"no paper plug-in {', '.join(map(repr, unknown))}", f"use any of: {', '.join(found)}")
     specs: list[tuple[str | None, Path, Any, dict, str]] = []
+    baseline_exports = dict(found["baselines"].deployables[0].exports)
     for name in plan.recipes:
-        exports = plan.format_specs if plan.format_specs is not None else dict(found["baselines"].deployables[0].exports)
+        exports = plan.format_specs if plan.format_specs is not None else baseline_exports
         specs.append((None, resolve_path(name), train_classifier, dict(exports), "classify"))
     keys = plan.papers if plan.papers is not None else (() if plan.recipes else _default_order(found))
     for key in keys:
         paper = found[key]
         for d in paper.deployables:
-            specs.append((key, paper.recipe_path(d.recipe), registry.trainer_for(paper, d), dict(d.exports), d.scenario))
+            specs.append((key, paper.recipe_path(d.recipe), registry.trainer_for(paper, d), dict(d.exports),
+                          d.scenario))
     jobs = [_job(paper, recipe, train, exports, scenario, plan) for paper, recipe, train, exports, scenario in specs]
     _check_names(jobs)
     _check_specs(jobs)

@@ -4,8 +4,9 @@ validated (every key, type and range) and nothing is trained. Heavy imports happ
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 
 def train_classifier(recipe: Path, out: Path, overrides: list[str], check_only: bool = False) -> dict[str, Any]:
@@ -24,3 +25,17 @@ def train_byte_lm(recipe: Path, out: Path, overrides: list[str], check_only: boo
 
     r = load_lm_recipe(recipe, overrides)
     return {} if check_only else train_lm(r, out)
+
+
+def recipe_module_trainer(module: str) -> Callable[..., dict[str, Any]]:
+    """The trainer of a paper whose recipe module has `recipe_from_dict(data, where)` and `train(recipe, out)`."""
+    def train(recipe: Path, out: Path, overrides: list[str], check_only: bool = False) -> dict[str, Any]:
+        from trainers.recipe import read_recipe_yaml
+
+        mod = importlib.import_module(module)
+        data, path = read_recipe_yaml(recipe, overrides)
+        r = mod.recipe_from_dict(data, str(path))
+        return {} if check_only else mod.train(r, out)
+
+    train.__module__, train.__qualname__ = module, "train"
+    return train

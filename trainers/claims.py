@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import dataclasses
-import importlib
 import math
 import statistics
 import time
@@ -12,17 +11,6 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
 
 from models.errors import EdgeZooError
-
-# paper key -> "module:function(quick: bool, seeds: list[int]) -> ClaimResult"
-REPRODUCERS: dict[str, str] = {
-    "spin": "trainers.spin.claim:run",  # SPIN cross-layer sharing (card 10)
-    "lcs": "trainers.lcs.claim:reproduce",  # LCS compressible subspaces (card 13)
-    "subspaces": "trainers.subspaces.claim:reproduce",  # Learning neural network subspaces (card 14)
-    "openelm": "trainers.openelm.claim:reproduce_openelm",  # OpenELM layer-wise scaling (card 01)
-    "seedlm": "trainers.openelm.claim:reproduce_seedlm",  # SeedLM seeds vs RTN at matched bits (card 03)
-    "quantspec": "trainers.quantspec.claim:reproduce",  # QuantSpec self-speculative decoding (card 02)
-}
-
 
 VERDICTS = ("pass", "fail", "inconclusive")
 QUICK_LABEL = " (quick)"
@@ -82,12 +70,20 @@ def combine(parts: Iterable[str]) -> str:
     return "fail" if "fail" in parts else "inconclusive" if "inconclusive" in parts else "pass"
 
 
+def reproducible() -> list[str]:
+    """Keys of the paper plug-ins that declare a claim (trainers/papers.py discovers them)."""
+    from trainers.papers import discover
+
+    return sorted(k for k, p in discover().items() if p.claim is not None)
+
+
 def resolve(paper: str) -> Callable[..., ClaimResult]:
-    if paper not in REPRODUCERS:
-        raise EdgeZooError(f"no claim check for paper {paper!r}",
-                           f"available: {', '.join(sorted(REPRODUCERS)) or 'none yet'}")
-    module, _, fn = REPRODUCERS[paper].partition(":")
-    return getattr(importlib.import_module(module), fn)
+    from trainers.papers import discover
+
+    found = discover().get(paper)
+    if found is None or found.claim is None:
+        raise EdgeZooError(f"no claim check for paper {paper!r}", f"available: {', '.join(reproducible()) or 'none yet'}")
+    return found.claim
 
 
 def reproduce(paper: str, quick: bool = False, seeds: list[int] | None = None) -> ClaimResult:

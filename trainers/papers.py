@@ -69,6 +69,15 @@ class Paper:
         return self.folder / "configs"
 
 
+def lazy(module: str, name: str) -> Callable[..., Any]:
+    """A callable that imports `module` when first called: declarations stay light, the CLI starts fast."""
+    def call(*args: Any, **kwargs: Any) -> Any:
+        return getattr(importlib.import_module(module), name)(*args, **kwargs)
+
+    call.__module__, call.__qualname__ = module, name  # what recipe hashes and error messages name
+    return call
+
+
 def _check(paper: Paper, module: str) -> None:
     if paper.task not in TASKS:
         raise PaperError(f"paper plug-in {module}: task {paper.task!r} is unknown", f"use one of {TASKS}")
@@ -90,7 +99,8 @@ def discover(package: str = "trainers") -> dict[str, Paper]:
             continue
         _check(paper, module.__name__)
         if paper.key in found:
-            raise PaperError(f"paper key {paper.key!r} is declared twice ({module.__name__})", "give each plug-in its own key")
+            raise PaperError(f"paper key {paper.key!r} is declared twice ({module.__name__})",
+                             "give each plug-in its own key")
         found[paper.key] = _with_folder(paper, Path(module.__file__).parent)
     return found
 

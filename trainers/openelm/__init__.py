@@ -1,13 +1,7 @@
 """OpenELM byte-level LM recipe (card 01) and the claims of cards 01 (layer-wise scaling) and 03 (SeedLM)."""
 
 from trainers.adapters import train_byte_lm
-from trainers.papers import Deployable, Paper
-
-
-def reproduce(quick: bool = False, seeds: list[int] | None = None):
-    from trainers.openelm.claim import reproduce_openelm
-
-    return reproduce_openelm(quick=quick, seeds=seeds)
+from trainers.papers import Deployable, Paper, lazy
 
 
 LM_SPECS = ("none", "int8", "int4")
@@ -17,8 +11,8 @@ PAPER = Paper(
     title="OpenELM: An Efficient Language Model Family with Open Training and Inference Framework",
     arxiv="2404.14619", code="https://github.com/apple/corenet",
     summary="Layer-wise scaling of heads and FFN widths: more accuracy per parameter in a small decoder LM.",
-    models=("openelm",), train=train_byte_lm, claim=reproduce,
+    models=("openelm",), train=train_byte_lm, claim=lazy("trainers.openelm.claim", "reproduce_openelm"),
     claim_text="At equal parameters, layer-wise scaling reaches lower validation bits per byte than an isotropic LM.",
-    deployables=(Deployable(recipe="configs/openelm_main.yaml", scenario="lm", exports={"torch": LM_SPECS, "onnx": LM_SPECS,
-                                                               "mlx": LM_SPECS, "coreml": LM_SPECS}),),
+    deployables=(Deployable(recipe="configs/openelm_main.yaml", scenario="lm",
+                            exports={"torch": LM_SPECS, "onnx": LM_SPECS, "mlx": LM_SPECS, "coreml": LM_SPECS}),),
 )

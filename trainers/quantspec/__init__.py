@@ -1,14 +1,8 @@
 """QuantSpec (arXiv 2502.10424): self-speculative decoding with a hierarchical quantized KV cache, small-scale claim."""
 
-from trainers.papers import Deployable, Paper
+from trainers.papers import Deployable, Paper, lazy
 
 MAIN_LM = "../openelm/configs/openelm_main.yaml"  # the same checkpoint as OpenELM's deployable
-
-
-def reproduce(quick: bool = False, seeds: list[int] | None = None):
-    from trainers.quantspec.claim import reproduce as run
-
-    return run(quick=quick, seeds=seeds)
 
 
 PAPER = Paper(
@@ -16,7 +10,7 @@ PAPER = Paper(
     title="QuantSpec: Self-Speculative Decoding with Hierarchical Quantized KV Cache", arxiv="2502.10424",
     code="https://arxiv.org/abs/2502.10424",
     summary="A 4-bit view of the same model drafts tokens that the 8-bit-cache model verifies: exact, fewer passes.",
-    models=("openelm",), claim=reproduce,
+    models=("openelm",), claim=lazy("trainers.quantspec.claim", "reproduce"),
     claim_text="Greedy self-speculative output equals the verifier's; the 4-bit draft is accepted more often than a "
                "sparse-KV draft of the same cache size; sampling stays lossless.",
     deployables=(Deployable(recipe=MAIN_LM, scenario="specdec", trainer_of="openelm", exports={"torch": ("none",)}),),
