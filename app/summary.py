@@ -7,8 +7,9 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-HEADERS = ("model", "format", "compression", "runtime", "size", "bits/w", "p50 ms", "p90 ms", "peak MiB", "accuracy",
-           "parity", "status")
+HEADERS = ("paper", "model", "format", "compression", "runtime", "size", "bits/w", "p50 ms", "p90 ms", "peak MiB",
+           "quality", "parity", "status")
+LEFT = ("paper", "model", "format", "compression", "runtime", "status")
 
 
 def _fmt(v: Any, spec: str) -> str:
@@ -25,16 +26,17 @@ def row_cells(r: dict[str, Any]) -> list[str]:
     parity = "-" if r.get("parity_sqnr_db") is None else f"{r['parity_sqnr_db']:.1f} dB"
     status = r["status"] if r["status"] == "ok" else f"{r['status']}: {r.get('error_class') or ''}"
     peak = None if r.get("peak_rss_bytes") is None else float(r["peak_rss_bytes"]) / (1 << 20)
-    return [str(r.get("model")), str(r.get("format")), str(r.get("compression")), str(r.get("runtime")),
+    quality = "-" if r.get("accuracy") is None else f"{r['accuracy']:.3f} {r.get('quality_metric') or ''}".strip()
+    return [str(r.get("paper") or "-"), str(r.get("model")), str(r.get("format")), str(r.get("compression")), str(r.get("runtime")),
             _size(int(r["size_bytes"]) if r.get("size_bytes") is not None else None), _fmt(r.get("bits_per_weight"), ".2f"),
             _fmt(r.get("p50_ms"), ".3f"), _fmt(r.get("p90_ms"), ".3f"), _fmt(peak, ".0f"),
-            _fmt(r.get("accuracy"), ".3f"), parity, status]
+            quality, parity, status]
 
 
 def print_table(rows: list[dict[str, Any]], title: str = "EdgeZoo results") -> None:
     table = Table(title=title)
     for h in HEADERS:
-        table.add_column(h, justify="right" if h not in ("model", "format", "compression", "runtime", "status") else "left")
+        table.add_column(h, justify="left" if h in LEFT else "right")
     for r in rows:
         table.add_row(*row_cells(r))
     Console(width=200).print(table)

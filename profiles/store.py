@@ -377,7 +377,9 @@ class Store:
         return {**json.loads(row[1]), "id": row[0]} if row else None
 
     def rows(self, where: str = "", params: tuple = ()) -> list[dict[str, Any]]:
-        cur = self.conn.execute(f"SELECT id, {', '.join(COLUMNS)} FROM records {where} ORDER BY id", params)
+        """The flat columns, plus `quality_metric` (what `accuracy` holds: top1, bpb, ...) read from the record."""
+        cur = self.conn.execute(f"SELECT id, {', '.join(COLUMNS)}, json_extract(record, '$.accuracy.metric') AS "
+                                f"quality_metric FROM records {where} ORDER BY id", params)
         names = [d[0] for d in cur.description]
         return [dict(zip(names, r)) for r in cur.fetchall()]
 
