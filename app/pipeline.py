@@ -16,7 +16,6 @@ from app.workspace import Workspace, safe_name
 from models.errors import EdgeZooError
 
 REUSABLE_STATUSES = ("ok", "unavailable")
-FORMATS = ("torch", "onnx", "mlx", "coreml")
 
 Log = Callable[[str], None]
 
@@ -54,6 +53,8 @@ def plan_jobs(plan: RunPlan) -> list[Job]:
     from trainers import papers as registry
     from trainers.adapters import train_classifier
     from trainers.recipe import resolve_path
+
+    from exporters import FORMATS
 
     if plan.formats is not None:
         unknown = sorted(set(plan.formats) - set(FORMATS))

@@ -9,6 +9,7 @@ from typing import Optional
 import typer
 
 from app.cli_options import WorkspaceOpt, fail, output_path, run_app
+from exporters import FORMATS
 from models.errors import EdgeZooError
 
 app = typer.Typer(help="Convert an EdgeZoo checkpoint to ONNX, Core ML or MLX, with compression.",
@@ -64,7 +65,7 @@ def _make(fmt: str):
     return command
 
 
-for _fmt in ("onnx", "coreml", "mlx", "torch"):
+for _fmt in FORMATS:
     app.command(_fmt)(_make(_fmt))
 
 

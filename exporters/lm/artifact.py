@@ -13,6 +13,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from exporters import FORMATS
 from exporters.output import check_out_dir, publish, resolve_out, staging
 from models import checkpoint
 from models.checkpoint import checkpoint_hash, file_sha256
@@ -36,7 +37,7 @@ def compress_lm(model, compression: str) -> dict[str, Any]:
 
 
 LM_EXPORTER_VERSION = 3  # 2: Core ML, ONNX int8/int4 via onnxruntime, shared weights; 3: MLX embedding kept float
-LM_FORMATS = ("torch", "onnx", "mlx", "coreml")
+LM_FORMATS = FORMATS  # every format exports language models too
 LM_COMPRESSIONS = ("none", "int8", "int4", "seedlm3", "seedlm4")
 LM_MANIFEST = "lm_manifest.json"
 
