@@ -1,6 +1,7 @@
 """Device reports: `write_report(ws, device, outs)` writes a self-contained HTML (plotly inlined) and/or Markdown
 report of the results store: environment and methodology, per-model tables, the accuracy/latency Pareto front,
-parity, roofline predictions for a device (always labelled "predicted") and measured vs predicted on this host."""
+parity, roofline predictions for a device (always labelled "predicted"), measured vs predicted on this host, and one
+section per paper plug-in (its artifacts' newest records and its claim verdict)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from profiles import roofline
 from profiles.catalog import FIGURES, Device, UnknownDeviceError, load_devices
 from profiles.device import fingerprint
 from profiles.report_figures import latency_accuracy_figure, measured_vs_predicted_figure, pareto_front
+from profiles.report_papers import paper_sections
 from profiles.report_render import Section, Table, render_html, render_markdown
 
 SUFFIXES = {".html": render_html, ".htm": render_html, ".md": render_markdown}
@@ -34,6 +36,8 @@ class ReportData:
     skipped: list[dict[str, Any]]
     store_path: Path
     lm_records: list[dict[str, Any]] = field(default_factory=list)  # language-model records (bpb, tokens/s)
+    all_records: list[dict[str, Any]] = field(default_factory=list)  # every record (the paper sections pick newest)
+    claims: list[dict[str, Any]] = field(default_factory=list)  # every stored claim check
 
 
 def is_lm(r: dict[str, Any]) -> bool:
@@ -70,12 +74,13 @@ def _art(r: dict[str, Any]) -> dict[str, Any]:
 # ---------------------------------------------------------------- data
 
 
-def _load_records(ws) -> tuple[list[dict[str, Any]], Path]:
+def _load_records(ws) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
+    """(latest record per measurement key, every record, every claim check)."""
     if not ws.store_path.exists():
         raise ReportError(f"no results store at {ws.store_path}", "run `edgezoo run` (or `edgezoo profile`) first")
     store = ws.store()
     try:
-        records = list(store.records())
+        records, claims = list(store.records()), store.claims()
     finally:
         store.close()
     if not records:
@@ -84,7 +89,7 @@ def _load_records(ws) -> tuple[list[dict[str, Any]], Path]:
     for r in records:  # ordered by id: later rows replace earlier ones for the same measurement
         a = _art(r)
         latest[r.get("cache_key") or (r.get("model"), a.get("format"), a.get("compression"), r.get("runtime"))] = r
-    return sorted(latest.values(), key=lambda r: r["id"]), ws.store_path
+    return sorted(latest.values(), key=lambda r: r["id"]), records, claims
 
 
 def _resolve_device(name: str | None, hosts: dict[int, Device]) -> Device:
@@ -103,7 +108,7 @@ def collect(ws, device: str | None = None) -> ReportData:
 
     if device not in (None, "host"):
         _resolve_device(device, {})  # a bad name fails before the store is read or the host is measured
-    records, store_path = _load_records(ws)
+    records, all_records, claims = _load_records(ws)
     lm_records = [r for r in records if is_lm(r)]
     records = [r for r in records if not is_lm(r)]
     host_id = fingerprint()["id"]
@@ -117,7 +122,8 @@ def collect(ws, device: str | None = None) -> ReportData:
         comparison += rows
         seen = {(s["id"], s["reason"]) for s in skipped}
         skipped += [s for s in more if not s["reason"].startswith("not measured") and (s["id"], s["reason"]) not in seen]
-    return ReportData(records, target, hosts, predictions, comparison, skipped, store_path, lm_records)
+    return ReportData(records, target, hosts, predictions, comparison, skipped, ws.store_path, lm_records, all_records,
+                      claims)
 
 
 # ---------------------------------------------------------------- sections
@@ -288,7 +294,7 @@ def _language_models(d: ReportData) -> list[Section]:
 
 def build_sections(d: ReportData) -> list[Section]:
     return [_environment(d), _methodology(d), _results(d), _pareto(d), _parity(d), _predictions(d), _comparison(d),
-            *_language_models(d), *_skipped_and_failures(d)]
+            *_language_models(d), *paper_sections(d.all_records, d.claims), *_skipped_and_failures(d)]
 
 
 # ---------------------------------------------------------------- entry point

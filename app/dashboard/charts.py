@@ -51,8 +51,10 @@ def log_ticks(values: pd.Series) -> list[float]:
     return [t for t in ticks if v.min() / 2 <= t <= v.max() * 2]
 
 
-def tradeoff(df: pd.DataFrame, front: pd.DataFrame, size_col: str, color_col: str) -> go.Figure:
-    """Accuracy vs p50 latency, one trace per colour group, the Pareto front as a line."""
+def tradeoff(df: pd.DataFrame, front: pd.DataFrame, size_col: str, color_col: str, x: str = "p50_ms",
+             x_title: str = "p50 latency (ms, log)", y_title: str = "accuracy", height: int = 560) -> go.Figure:
+    """Quality (`accuracy` column, titled `y_title`) vs `x` on a log axis, one trace per colour group, the Pareto
+    front as a line."""
     scatter = go.Scattergl if len(df) > WEBGL_ABOVE else go.Scatter  # the front too: WebGL draws above SVG
     hi = float(np.clip(34 - 4 * np.log10(max(len(df), 1)), 12, 30))  # smaller markers when there are many
     sizes = pd.Series(marker_sizes(df[size_col], lo=min(6.0, hi / 2), hi=hi), index=df.index)
@@ -60,16 +62,16 @@ def tradeoff(df: pd.DataFrame, front: pd.DataFrame, size_col: str, color_col: st
     for i, (group, part) in enumerate(df.groupby(df[color_col].astype(str), sort=True)):
         marker = {"size": sizes[part.index], "color": PALETTE[i % len(PALETTE)], "line": {"width": 0.5},
                   "opacity": 0.75 if len(df) <= WEBGL_ABOVE else 0.45}
-        fig.add_trace(scatter(x=part["p50_ms"], y=part["accuracy"], mode="markers", name=str(group), marker=marker,
+        fig.add_trace(scatter(x=part[x], y=part["accuracy"], mode="markers", name=str(group), marker=marker,
                               customdata=_hover_data(part), hovertemplate=_hovertemplate()))
-    fig.add_trace(scatter(x=front["p50_ms"], y=front["accuracy"], mode="lines+markers", name=FRONT,
+    fig.add_trace(scatter(x=front[x], y=front["accuracy"], mode="lines+markers", name=FRONT,
                              line={"color": "black", "width": 2, "shape": "hv"},
                              marker={"symbol": "star", "size": 10, "color": "gold", "line": {"width": 1}},
                              customdata=_hover_data(front), hovertemplate=_hovertemplate()))
-    ticks = log_ticks(df["p50_ms"])
-    fig.update_layout(xaxis_title="p50 latency (ms, log)", yaxis_title="accuracy", xaxis_type="log",
+    ticks = log_ticks(df[x])
+    fig.update_layout(xaxis_title=x_title, yaxis_title=y_title, xaxis_type="log",
                       xaxis={"tickvals": ticks, "ticktext": [f"{t:g}" for t in ticks]},
-                      legend_title=color_col, height=560, margin={"t": 30})
+                      legend_title=color_col, height=height, margin={"t": 30})
     return fig
 
 

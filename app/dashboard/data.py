@@ -14,6 +14,7 @@ import pandas as pd
 import streamlit as st
 
 from app.workspace import Workspace
+from profiles.report_papers import higher_is_better, metric_label, metric_order  # noqa: F401 - for the pages
 from profiles.store import COLUMNS, StoreError, connect_read_only, store_error
 
 FILTERS = ("paper", "model", "format", "compression", "runtime", "device", "status")
@@ -59,13 +60,26 @@ def _stop(err: StoreError) -> NoReturn:
 # Language-model records (scenario kind lm-generate / lm-specdec; accuracy in bits per byte, lower is better) have
 # their own page. Found by text match: SQLite's JSON functions reject the NaN / Infinity that records may hold.
 LM_FLAG = """instr(record, '"kind": "lm-') > 0 AS lm"""
+# The quality metric of each kind of record, as its producer names it (profiles/child.py: top-1; profiles/lm_measure.py:
+# bits per byte). The flat table takes it from the `lm` flag: reading the name from the JSON would read every record's
+# text a second time (SQLite reads a large value again for each expression), doubling the load of a big store. Pages
+# that parse records (Papers) show the name each record carries.
+KIND_METRIC = {0: "top1", 1: "bits_per_byte"}
+
+
+def latency_title(df: pd.DataFrame) -> str:
+    """The p50 axis' title: a language model's p50 is one decode step (one token)."""
+    lm = bool(len(df)) and bool((df["lm"] == 1).all())
+    return "p50 decode step (ms per token, log)" if lm else "p50 latency (ms, log)"
 
 
 @st.cache_data(show_spinner=False, max_entries=4)
 def load_flat(path: str, version: float) -> pd.DataFrame:
-    """Every record's flat columns and the `lm` flag (no JSON parsing); `version` is the cache key's mtime part."""
+    """Every record's flat columns, the `lm` flag and its kind's quality `metric` (no JSON parsing); `version` is the
+    cache key's mtime part."""
     with _connect(Path(path)) as conn:
-        return pd.read_sql_query(f"SELECT id, {', '.join(COLUMNS)}, {LM_FLAG} FROM records ORDER BY id", conn)
+        df = pd.read_sql_query(f"SELECT id, {', '.join(COLUMNS)}, {LM_FLAG} FROM records ORDER BY id", conn)
+    return df.assign(metric=df["lm"].map(KIND_METRIC))
 
 
 def flat(ws: Workspace) -> pd.DataFrame | None:
@@ -135,10 +149,11 @@ def apply_filters(df: pd.DataFrame, chosen: dict[str, list[Any]]) -> pd.DataFram
     return df[mask]
 
 
-def pareto_front(df: pd.DataFrame, x: str = "p50_ms", y: str = "accuracy") -> pd.DataFrame:
-    """Non-dominated points: lower `x` and higher `y` are better. Sorted by `x`."""
-    pts = df.dropna(subset=[x, y]).sort_values([x, y], ascending=[True, False])
-    keep = pts[y] > pts[y].cummax().shift(fill_value=float("-inf"))
+def pareto_front(df: pd.DataFrame, x: str = "p50_ms", y: str = "accuracy", higher: bool = True) -> pd.DataFrame:
+    """Non-dominated points: lower `x` is better, and higher `y` (lower when not `higher`). Sorted by `x`."""
+    pts = df.dropna(subset=[x, y]).sort_values([x, y], ascending=[True, not higher])
+    score = pts[y] if higher else -pts[y]
+    keep = score > score.cummax().shift(fill_value=float("-inf"))
     return pts[keep]
 
 

@@ -1,4 +1,5 @@
-"""Widgets shared by the pages: the store guard, the sidebar filters, the failures table and the job list."""
+"""Widgets shared by the pages: the store guard, the sidebar filters, the failures table, claim verdicts and the
+job list."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import streamlit as st
 
 from app.dashboard import data as D, jobs
 from app.workspace import Workspace
+from trainers.claims import QUICK_LABEL
 
 
 def require_store(ws: Workspace, include_lm: bool = True) -> pd.DataFrame:
@@ -43,6 +45,23 @@ def failures(df: pd.DataFrame) -> None:
     with st.expander(f"{len(bad)} failed / unavailable records", expanded=False):
         st.dataframe(bad[["id", "model", "format", "compression", "runtime", "status", "error_class", "error_message"]],
                      hide_index=True, width="stretch")
+
+
+def show_verdict(verdict: str, text: str) -> None:
+    """A claim verdict in its colour: pass green, fail red, inconclusive yellow; a quick (smoke-scale) run is
+    labelled quick and a quick pass is blue, never the green of a full pass."""
+    quick = verdict.endswith(QUICK_LABEL)
+    base = verdict.removesuffix(QUICK_LABEL)
+    body = f"**{base}{' — quick run' if quick else ''}** · {text.rstrip()}"
+    if quick:
+        body += ("" if body.endswith(".") else ".") + (" Quick runs use a smaller experiment (fewer epochs, seeds or "
+                                                        "sizes): a smoke test, not the full check.")
+    if base == "pass":
+        (st.info if quick else st.success)(body, icon=":material/bolt:" if quick else ":material/check_circle:")
+    elif base == "fail":
+        st.error(body, icon=":material/cancel:")
+    else:
+        st.warning(body, icon=":material/help:")
 
 
 STATUS_ICON = {"running": ":material/progress_activity:", "ok": ":material/check_circle:", "failed": ":material/error:",

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 import pandas as pd
+import yaml
 
 from app.dashboard import data as D
 from app.workspace import Workspace
+from trainers.claims import label_verdict
+from trainers.papers import Paper
 
 
 def cards(ws: Workspace) -> list[tuple[Path, dict[str, Any] | str]]:
@@ -31,29 +34,69 @@ def history(ckpt: Path, card: dict[str, Any]) -> list[dict[str, Any]]:
         return card.get("history") or []
 
 
+def verdict_label(verdict: Any, quick: Any) -> str:
+    """The verdict as `edgezoo reproduce` labels it ('pass (quick)' for a quick run), also for rows stored before
+    quick verdicts were labelled; an unknown word is shown as it is."""
+    try:
+        return label_verdict(str(verdict), bool(pd.notna(quick) and quick))
+    except ValueError:
+        return str(verdict)
+
+
 def claims(ws: Workspace) -> pd.DataFrame | None:
-    """Every stored claim check (newest first) with its claim and reason; None when the store has no claims table."""
+    """Every stored claim check (newest first) with its claim, reason, the paper's numbers and ours (`measured`),
+    verdict labelled; None when the store has no claims table."""
     if not D.table_exists(ws, "claims"):
         return None
     df = D.read_table(ws, "claims").sort_values("id", ascending=False)
-    parsed = df["result"].map(_json)
-    df["claim"] = parsed.map(lambda r: r.get("claim"))
-    df["reason"] = parsed.map(lambda r: r.get("reason"))
-    return df.drop(columns=["result"])
+    parsed = df.pop("result").map(_json)
+    for col in ("claim", "reason", "paper_numbers", "measured"):
+        df[col] = parsed.map(lambda r, c=col: r.get(c))
+    df["verdict"] = [verdict_label(v, q) for v, q in zip(df["verdict"], df["quick"])]
+    return df
+
+
+def shown(claims_df: pd.DataFrame) -> pd.DataFrame:
+    """The claims table without its nested columns (the numbers are shown on the Papers page)."""
+    return claims_df.drop(columns=["paper_numbers", "measured"])
 
 
 def _json(text: str) -> dict[str, Any]:
     try:
-        return json.loads(text)
+        out = json.loads(text)
     except (TypeError, ValueError):
         return {}
+    return out if isinstance(out, dict) else {}
 
 
-def claim_rows(all_claims: pd.DataFrame | None, ckpt: Path, card: dict[str, Any]) -> pd.DataFrame | None:
-    """Claim checks about this checkpoint's paper (matched on the card's paper key, model, recipe, arXiv id or title)."""
+def recipe_name(path: Path) -> str:
+    """A recipe's name, which names its zoo folder: its `name:` or else the file's stem."""
+    try:
+        name = (yaml.safe_load(path.read_text()) or {}).get("name")
+    except (OSError, ValueError, AttributeError, yaml.YAMLError):
+        name = None
+    return str(name) if name else path.stem
+
+
+def deployed_checkpoints(paper: Paper) -> list[str]:
+    """The zoo folders `edgezoo run` trains for this paper."""
+    return [recipe_name(paper.recipe_path(d.recipe)) for d in paper.deployables]
+
+
+def paper_keys(ckpt: Path, card: dict[str, Any], plugins: Iterable[Paper]) -> set[str]:
+    """The paper plug-ins a checkpoint belongs to: those that deploy a checkpoint of this name, else the key on its
+    model's paper card, else the plug-ins that bring its model."""
+    plugins = list(plugins)
+    deployed = {p.key for p in plugins if ckpt.name in deployed_checkpoints(p)}
+    if deployed:
+        return deployed
+    if key := (card.get("paper") or {}).get("key"):
+        return {str(key)}
+    return {p.key for p in plugins if card.get("model") in p.models}
+
+
+def claim_rows(all_claims: pd.DataFrame | None, keys: set[str]) -> pd.DataFrame | None:
+    """Claim checks of these paper keys, newest first."""
     if all_claims is None:
         return None
-    paper = card.get("paper") or {}
-    keys = {str(v).lower() for v in (paper.get("key"), card.get("model"), ckpt.name, paper.get("arxiv"),
-                                     paper.get("title")) if v}
-    return all_claims[all_claims["paper"].astype(str).str.lower().isin(keys)]
+    return all_claims[all_claims["paper"].astype(str).isin(keys)]

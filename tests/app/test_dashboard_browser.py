@@ -14,6 +14,7 @@ from typing import Iterator
 import pytest
 
 from tests.app import synthetic
+from trainers.papers import papers
 
 CHROMIUM = shutil.which("chromium")
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
@@ -73,7 +74,7 @@ def test_tradeoffs_filter_changes_pareto_plot(dashboard, tmp_path: Path) -> None
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
-        page.goto(url)  # Trade-offs is the default page, served at the root
+        page.goto(f"{url}/tradeoffs")  # its own URL, not only the root
         page.wait_for_function(f"({POINTS_JS})() > 0", timeout=30_000)
         before = page.evaluate(POINTS_JS)
         assert page.evaluate(FRONT_JS) >= 1
@@ -98,3 +99,32 @@ def test_tradeoffs_filter_changes_pareto_plot(dashboard, tmp_path: Path) -> None
     assert all(field in hover for field in ("model:", "compression:", "p50_ms:", "accuracy:", "device:"))
     assert set(names) == {"onnx", "Pareto front"}
     assert shot.stat().st_size > 10_000
+
+
+PAGES = {"papers": "Papers", "tradeoffs": "Trade-offs", "compare": "Compare", "zoo": "Zoo", "knob": "Compression knob",
+         "lm": "Language models", "devices": "Devices", "run": "Run", "reports": "Reports"}
+
+
+def test_every_page_answers_at_its_own_url(dashboard) -> None:
+    """Opening the app at a page's URL shows that page, never Streamlit's "Page not found" dialog; the root opens
+    the first page (Papers) and its URL."""
+    from playwright.sync_api import sync_playwright
+
+    url, _ = dashboard
+    seen = {}
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        for path, title in [("", "Papers"), *PAGES.items()]:
+            page.goto(f"{url}/{path}")
+            page.locator("h1", has_text=title).first.wait_for(timeout=30_000)
+            page.wait_for_timeout(300)  # the dialog, when there is one, comes with the page's first run
+            seen[path] = (page.url.removeprefix(url), page.get_by_text("Page not found").count())
+        page.goto(f"{url}/papers")
+        page.locator("h2").last.wait_for(timeout=30_000)
+        page.wait_for_timeout(1000)
+        sections = page.locator("h2").all_text_contents()
+        browser.close()
+    assert seen[""] == ("/papers", 0)
+    assert {path: s for path, s in seen.items() if path} == {path: (f"/{path}", 0) for path in PAGES}
+    assert {p.title for p in papers()} <= set(sections)  # one section per discovered plug-in

@@ -166,13 +166,29 @@ def test_speculative_decoding_section(ws: Path) -> None:
     assert "edgezoo specdec bench CKPT" in captions and "edgezoo demo specdec" in captions
 
 
-def test_vision_pages_leave_lm_records_out(ws: Path) -> None:
+def test_tradeoffs_never_mixes_quality_metrics(ws: Path) -> None:
     at = page("tradeoffs")
+    assert at.radio(key="metric").options == ["top-1 accuracy (higher is better)", "bits per byte (lower is better)"]
     fig = json.loads(at.get("plotly_chart")[0].proto.spec)
     plotted = sum(len(values(t["x"])) for t in fig["data"] if t["name"] != "Pareto front")
-    assert plotted == N_VISION - 3  # without the LM records, whose bpb and decode p50 would otherwise plot here
+    assert plotted == N_VISION - 3  # top-1 first: without the LM records, whose bpb would otherwise plot here
     assert [m.value for m in at.metric if m.label == "records (filtered)"] == ["12"]
     assert {t["name"] for t in fig["data"]} <= {"torch", "onnx", "mlx", "Pareto front"}
+    assert fig["layout"]["yaxis"]["title"]["text"] == "top-1 accuracy (higher is better)"
+
+    at.radio(key="metric").set_value("bits_per_byte").run()
+    assert not at.exception
+    fig = json.loads(at.get("plotly_chart")[0].proto.spec)
+    assert fig["layout"]["yaxis"]["title"]["text"] == "bits per byte (lower is better)"
+    assert fig["layout"]["xaxis"]["title"]["text"].startswith("p50 decode step (ms per token")
+    ys = [y for t in fig["data"] if t["name"] != "Pareto front" for y in values(t["y"])]
+    assert len(ys) == 12 and min(ys) > 2  # ok lm-generate records only: bpb, no vision top-1 among them
+    front = next(t for t in fig["data"] if t["name"] == "Pareto front")
+    fx, fy = values(front["x"]), values(front["y"])
+    assert fy == sorted(fy, reverse=True) and fy[-1] == min(ys)  # slower points on the front have lower bpb
+    assert fx == sorted(fx)
+    # 10 lm-generate artifacts + 2 older, 2 Core ML unavailable, 1 failed, 7 QuantSpec (no bpb): all LM records
+    assert [m.value for m in at.metric if m.label == "records (filtered)"] == ["22"]
     at = page("compare")
     assert len(at.multiselect(key="compare_ids").options) == N_VISION
 
@@ -192,5 +208,8 @@ def test_vision_pages_on_an_lm_only_store(tmp_path: Path, monkeypatch: pytest.Mo
     store.add(lm_record("torch", "none"))
     store.close()
     monkeypatch.setenv("EDGEZOO_WORKSPACE", str(tmp_path / "ws"))
-    at = page("tradeoffs")
-    assert "Language models page" in at.info[0].value and not at.get("plotly_chart")
+    at = page("tradeoffs")  # one quality metric: bits per byte, lower is better
+    assert at.radio(key="metric").options == ["bits per byte (lower is better)"]
+    fig = json.loads(at.get("plotly_chart")[0].proto.spec)
+    assert fig["layout"]["yaxis"]["title"]["text"] == "bits per byte (lower is better)"
+    assert values(fig["data"][0]["y"]) == [BPB["none"]]

@@ -60,10 +60,13 @@ def wait(job: jobs.Job, seconds: float) -> None:
         time.sleep(0.2)
 
 
-def test_home_shows_tradeoffs_first(ws) -> None:
+def test_home_opens_papers_first_and_every_page(ws) -> None:
     at = AppTest.from_file(str(DASH / "Home.py"), default_timeout=30).run()
     assert not at.exception
-    assert at.title[0].value == "Trade-offs"
+    assert at.title[0].value == "Papers"  # the root redirects to the first page, at its own URL
+    for view, title in (("tradeoffs", "Trade-offs"), ("zoo", "Zoo"), ("papers", "Papers")):
+        at.switch_page(f"views/{view}.py").run()
+        assert not at.exception and at.title[0].value == title
 
 
 def test_tradeoffs_plot_filters_and_front(ws) -> None:
@@ -103,22 +106,53 @@ def test_compare_two_records(ws) -> None:
     assert len(at.get("plotly_chart")) == 3  # latency, memory, parity
 
 
+def claim(paper: str, verdict: str, quick: bool, reason: str = "0.98 > 0.95") -> dict:
+    from trainers.claims import ClaimResult, seed_summary
+
+    return ClaimResult(paper=paper, claim="residuals train deeper nets", paper_numbers={"top1": "0.96 (ImageNet)"},
+                       measured={"resnet": seed_summary([0.98, 0.97])}, verdict=verdict, reason=reason,
+                       quick=quick, seeds=[0, 1]).to_dict()
+
+
 def test_zoo_cards_and_claims(ws) -> None:
     at = page("zoo")
     assert "digits_resnet" in [h.value for h in at.header]
     assert any(t["name"] == "val_accuracy" for t in figure(at)["data"])
-    assert any("no claim check run" in i.value for i in at.info)
+    assert any("no claim check run" in i.value and "edgezoo reproduce baselines" in i.value for i in at.info)
     store = ws.store()
-    cid = store.add_claim({"paper": "resnet", "claim": "residuals train deeper nets", "verdict": "pass",
-                           "reason": "0.98 > 0.95", "quick": True, "seconds": 3.0})
+    # digits_resnet is deployed by the baselines plug-in: claims match on that key, not on the model's name
+    ids = [store.add_claim(claim("baselines", "pass", quick=True)),
+           store.add_claim(claim("resnet", "fail", quick=False, reason="not this checkpoint's paper"))]
     store.close()
     try:
         at = page("zoo")
-        assert "pass" in at.success[0].value and "0.98 > 0.95" in at.success[0].value
+        assert not at.success and not at.error  # a quick pass is not a full pass; the "resnet" claim is not shown
+        quick = next(i.value for i in at.info if "0.98 > 0.95" in i.value)
+        assert "pass — quick run" in quick and "smoke test" in quick
         assert not any("no claim check run" in i.value for i in at.info)
+        store = ws.store()
+        ids.append(store.add_claim(claim("baselines", "pass", quick=False)))
+        store.close()
+        at = page("zoo")
+        assert "pass" in at.success[0].value and "quick" not in at.success[0].value
     finally:
         with sqlite3.connect(ws.store_path) as conn:
-            conn.execute("DELETE FROM claims WHERE id=?", (cid,))
+            conn.executemany("DELETE FROM claims WHERE id=?", [(i,) for i in ids])
+
+
+def test_zoo_matches_checkpoints_to_paper_keys() -> None:
+    from app.dashboard import zoo
+    from trainers.papers import papers
+
+    plugins = papers()
+    assert zoo.paper_keys(Path("lcs_l"), {"model": "lcs_cnn", "paper": {"key": "lcs"}}, plugins) == {"lcs"}
+    assert zoo.paper_keys(Path("line"), {"model": "lcs_cnn", "paper": {"key": "lcs"}}, plugins) == {"subspaces"}
+    assert zoo.paper_keys(Path("my_run"), {"model": "lcs_cnn", "paper": {"key": "lcs"}}, plugins) == {"lcs"}
+    assert zoo.paper_keys(Path("my_run"), {"model": "convmixer", "paper": {}}, plugins) == {"baselines"}
+    # the main LM checkpoint is deployed by three plug-ins: all three claims belong to it
+    assert zoo.paper_keys(Path("openelm_main"), {"model": "openelm"}, plugins) == {"openelm", "seedlm", "quantspec"}
+    assert zoo.verdict_label("pass", 1) == "pass (quick)" and zoo.verdict_label("pass (quick)", 1) == "pass (quick)"
+    assert zoo.verdict_label("odd", 0) == "odd"
 
 
 def test_devices_catalog_and_predictions(ws) -> None:
@@ -157,6 +191,28 @@ def test_run_page_launches_a_job_and_shows_its_failure(ws) -> None:
     assert any("error:" in e and "model.safetensors" in e for e in errors), errors  # the zoo card has no weights
 
 
+def test_run_page_lists_every_plugins_recipes_and_runs_one_paper(ws, monkeypatch: pytest.MonkeyPatch) -> None:
+    from trainers.papers import config_dirs, papers
+
+    started: list[list[str]] = []
+    monkeypatch.setattr(jobs, "start", lambda _ws, argv: started.append(argv) or jobs.Job(Path("/x/j"), argv, 0, 0.0))
+    at = page("run")
+    keys = [p.key for p in papers()]
+    assert at.code[0].value.startswith(f"edgezoo run -w {ws.root} --papers ")
+    assert sorted(at.code[0].value.split("--papers ")[1].split()[0].split(",")) == sorted(keys)
+    at.multiselect(key="run_papers").set_value(["lcs", "spin"]).run()
+    at.multiselect(key="run_formats").set_value(["onnx"]).run()
+    assert at.code[0].value == f"edgezoo run -w {ws.root} --papers lcs,spin -f onnx -t 2"
+    at.selectbox(key="job_kind").set_value("train").run()
+    options = at.selectbox(key="train_recipe").options
+    assert len(options) == sum(len(list(d.glob("*.yaml"))) for d in config_dirs()) > 0
+    assert {o.split("/")[0] for o in options} == {p.key for p in papers() if p.configs.is_dir()}
+    at.selectbox(key="train_recipe").set_value("lcs/lcs_l").run()
+    assert "trainers/lcs/configs/lcs_l.yaml -w" in at.code[0].value
+    at.button(key="run_paper_spin").click().run()
+    assert not at.exception and started == [["run", "-w", str(ws.root), "--papers", "spin", "-t", "2"]]
+
+
 def test_job_runner_success(ws) -> None:
     job = jobs.start(ws, ["--help"])
     wait(job, 30)
@@ -166,7 +222,8 @@ def test_job_runner_success(ws) -> None:
 def test_no_torch_at_startup(ws_root: Path) -> None:
     """Pages render without importing torch (a fresh interpreter: the test session already has it)."""
     code = ("import sys; from streamlit.testing.v1 import AppTest\n"
-            f"for p in ['Home', *['views/' + n for n in ('compare', 'zoo', 'knob', 'devices', 'run', 'reports', 'lm')]]:\n"
+            "for p in ['Home', *['views/' + n for n in ('papers', 'compare', 'zoo', 'knob', 'devices', 'run', 'reports',"
+            " 'lm')]]:\n"
             f"    AppTest.from_file('{DASH}/' + p + '.py', default_timeout=30).run()\n"
             "print('torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,

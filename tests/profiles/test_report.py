@@ -131,3 +131,64 @@ def test_lm_records_get_their_own_table_not_the_vision_sections(ws) -> None:
     md = write_report(ws, device="host", outs=[ws.reports / "r.md"])[0].read_text()
     assert "**LM artifacts**" in md and "| onnx | int4 | onnxruntime | ok | 2.6100 | 2.0 | 2100 |" in md
     assert "**Results: openelm**" not in md  # not mixed into the vision tables or the accuracy/latency Pareto
+
+
+@pytest.fixture
+def papers_ws(tiny_checkpoint, tmp_path, monkeypatch) -> Workspace:
+    """Records from the real producers on tiny configs (an ONNX ResNet filed under `lcs`, a tiny OpenELM measured as
+    a language model and benchmarked with QuantSpec) and claim checks as `edgezoo reproduce` stores them."""
+    from tests.app.test_dashboard_papers import add_claims, add_lm, add_specdec, add_vision
+
+    monkeypatch.setattr(hostbench, "measure_host", lambda threads: Device(
+        name="host", title="test host", kind="host", vendor="measured", peak={"fp32": 5e10, "fp16": None, "int8": None},
+        memory_bandwidth=1e10, memory_bytes=None, compute_units=threads, method="fixed for the test"))
+    w = Workspace(tmp_path / "ws")
+    add_vision(w, tiny_checkpoint)
+    add_specdec(w, add_lm(w))
+    add_claims(w)
+    return w
+
+
+def test_one_section_per_paper_with_records_and_claim_verdict(papers_ws) -> None:
+    from trainers.papers import papers
+
+    html, md = write_report(papers_ws, device=None, outs=[papers_ws.root / "r.html", papers_ws.root / "r.md"])
+    soup = BeautifulSoup(html.read_text(), "html.parser")
+    found = sorted(papers(), key=lambda p: p.baseline)
+    sections = [h.get_text() for h in soup.find_all("h2") if h.get_text().startswith("Paper: ")]
+    assert sections == [f"Paper: {p.title}" for p in found]  # discovery order, the baselines last
+
+    def table(caption: str) -> list[dict[str, str]]:
+        t = next(t for t in soup.find_all("table") if t.caption.get_text() == caption)
+        heads = [th.get_text() for th in t.find_all("th")]
+        return [dict(zip(heads, [td.get_text() for td in tr.find_all("td")])) for tr in t.tbody.find_all("tr")]
+
+    lcs = table("lcs: artifacts (newest record each)")
+    assert [r["compression"] for r in lcs] == ["none", "int8"] and {r["format"] for r in lcs} == {"onnx"}
+    assert {r["metric"] for r in lcs} == {"top-1 accuracy (higher is better)"}
+    assert all(0 <= float(r["quality"]) <= 1 and float(r["p50 ms"]) > 0 for r in lcs) and "decode tok/s" not in lcs[0]
+    lm = table("openelm: artifacts (newest record each)")
+    assert {r["metric"] for r in lm} == {"bits per byte (lower is better)"} and "p50 ms" not in lm[0]
+    assert all(float(r["decode tok/s"]) > 0 and float(r["quality"]) > 0 for r in lm)
+    spec = table("quantspec: artifacts (newest record each)")
+    assert [r["γ"] for r in spec] == ["2", "4"] and all(0 <= float(r["acceptance"]) <= 1 for r in spec)
+
+    text = soup.get_text()
+    assert "Verdict: pass (quick run: smoke scale, not the full check)" in text
+    assert "Verdict: fail" in text and "2.51 > 2.405 bpb" in text
+    assert table("lcs: the paper reports (at its scale, not reproduced here)") == [
+        {"setting": "cifar10", "paper reports": "within 1 pt at 90 % sparsity"}]
+    ours = {r["arm"]: r for r in table("lcs: measured here (mean and std over seeds)")}
+    assert ours["lcs_l@0.9"]["mean"] == "0.9200" and ours["lcs_l@0.9"]["seeds"] == "2"
+    for p in found:
+        if p.key not in ("lcs", "openelm", "quantspec") and p.deployables:
+            assert f"No records for `{p.key}` yet: `edgezoo run --papers {p.key}`" in text
+        if p.key not in ("lcs", "openelm") and p.claim is not None:
+            assert f"No claim run yet: `edgezoo reproduce {p.key}`" in text
+
+    md_text = md.read_text()
+    assert all(f"## Paper: {p.title}" in md_text for p in found)
+    assert "**lcs: artifacts (newest record each)**" in md_text and "top-1 accuracy (higher is better)" in md_text
+    assert "| bits per byte (lower is better) |" in md_text
+    assert "Verdict: pass (quick run: smoke scale, not the full check)" in md_text
+    assert "| lcs_l@0.9 | 0.9200 | 0.0141 | 2 | 0.91, 0.93 |" in md_text

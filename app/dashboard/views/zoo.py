@@ -2,7 +2,8 @@
 
 import streamlit as st
 
-from app.dashboard import charts, data as D, zoo
+from app.dashboard import charts, data as D, ui, zoo
+from trainers.papers import papers
 
 st.title("Zoo")
 ws = D.workspace()
@@ -12,9 +13,10 @@ if not entries:
     st.stop()
 
 all_claims = zoo.claims(ws)
+plugins = papers()
 if all_claims is not None and not all_claims.empty:
     with st.expander(f"all claim checks ({len(all_claims)})"):
-        st.dataframe(all_claims, hide_index=True, width="stretch")
+        st.dataframe(zoo.shown(all_claims), hide_index=True, width="stretch")
 
 for path, card in entries:
     st.header(path.name)
@@ -34,14 +36,15 @@ for path, card in entries:
         st.warning("No final metrics in the card: training did not finish (or is still running).")
     if curve := zoo.history(path, card):
         st.plotly_chart(charts.history(curve), key=f"history_{path.name}")
-    claims = zoo.claim_rows(all_claims, path, card)
+    keys = zoo.paper_keys(path, card, plugins)
+    claims = zoo.claim_rows(all_claims, keys)
     if claims is None or claims.empty:
-        st.info("Claim check: no claim check run for this paper (`edgezoo reproduce PAPER` runs one).")
+        how = ", ".join(f"`edgezoo reproduce {k}`" for k in sorted(keys)) or "`edgezoo reproduce PAPER`"
+        st.info(f"Claim check: no claim check run for this paper ({how} runs one).")
     else:
-        latest = claims.iloc[0]
-        show = st.success if latest["verdict"] == "pass" else st.error if latest["verdict"] == "fail" else st.warning
-        show(f"Claim check ({latest['created']}{', quick' if latest['quick'] else ''}): **{latest['verdict']}** — "
-             f"{latest['claim']}. {latest['reason']}")
-        st.dataframe(claims, hide_index=True, width="stretch")
+        for key, rows in claims.groupby("paper", sort=True):
+            latest = rows.iloc[0]
+            ui.show_verdict(latest["verdict"], f"{key}, {latest['created']}: {latest['claim']}. {latest['reason']}")
+        st.dataframe(zoo.shown(claims), hide_index=True, width="stretch")
     with st.expander("card details (recipe, args, data hash)"):
         st.json({k: v for k, v in card.items() if k != "history"}, expanded=1)
