@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from exporters.compression import CompressionSpec
+from exporters.compression import CompressionSpec, rtn_quantize
 from exporters.verify import numeric_parity
 
 OPSET = 21
@@ -98,6 +98,14 @@ def _pack_int4(q: np.ndarray) -> bytes:
     return (flat[0::2] | (flat[1::2] << 4)).tobytes()
 
 
+def int4_codes(w: np.ndarray, block: int) -> tuple[np.ndarray, np.ndarray, int]:
+    """Symmetric int4 RTN of w (out, ...) in blocks of `block` along K = prod(in dims) (0: per output channel):
+    codes (out, K), fp32 scales (out, ceil(K / block)), the block size used."""
+    q = rtn_quantize(torch.from_numpy(np.ascontiguousarray(w, dtype=np.float32)), 4, block)
+    out = w.shape[0]
+    return q.int_codes().reshape(out, -1).numpy(), q.scale.reshape(out, -1).numpy(), q.codes.shape[-1]
+
+
 def quantize_weights_int4(model, block: int):
     """Replace every Conv/Gemm weight W (out, ...) by int4 codes (out, K) + fp32 scales (out, ceil(K/block)),
     dequantized in-graph (DequantizeLinear, axis=1) and reshaped back. Symmetric, round-to-nearest."""
@@ -114,10 +122,7 @@ def quantize_weights_int4(model, block: int):
         if node.op_type == "Gemm" and not any(a.name == "transB" and a.i == 1 for a in node.attribute):
             continue  # weight laid out (in, out): leave it in fp32 rather than quantize the wrong axis
         out, k = w.shape[0], int(np.prod(w.shape[1:]))
-        b = block or k
-        flat = np.pad(w.reshape(out, k), ((0, 0), (0, (-k) % b))).reshape(out, -1, b)
-        scale = np.maximum(np.abs(flat).max(-1), 1e-12) / 7.0  # (out, blocks)
-        q = np.clip(np.round(flat / scale[..., None]), -8, 7).reshape(out, -1)[:, :k]
+        q, scale, b = int4_codes(w, block)
         model.graph.initializer.remove(inits[name])
         model.graph.initializer.extend([
             helper.make_tensor(name + "_q4", TensorProto.INT4, [out, k], _pack_int4(q), raw=True),

@@ -6,6 +6,7 @@ The draft reads `x4 = min + s_U C_U` (upper codes only), the verifier `x8 = x4 +
 
 Keys are grouped per channel over G consecutive tokens, values per token over G channels. Our heads are small
 (d_head 16 < G 32), so values are grouped over min(G, d_head) channels, i.e. one group per token and head.
+Both stages are the shared RTN (models/layers/quant.py), multiplying by 1/s_U (a zero s_U gives codes 0).
 Codes are uint8 planes with two 4-bit codes per byte (upper plane, lower plane: the draft touches half the bytes);
 s_U and min are fp16, rounded before use, as stored.
 
@@ -22,10 +23,10 @@ from dataclasses import dataclass
 import torch
 
 from models.errors import EdgeZooError
+from models.layers.quant import decode, encode, group_scales
 
 KVCache = list[tuple[torch.Tensor, torch.Tensor]]
 SCALE_DTYPE = torch.float16
-UPPER_MAX = 15
 LOWER_STEPS = 16  # s_L = s_U / 16
 
 
@@ -54,25 +55,22 @@ def unpack4(packed: torch.Tensor) -> torch.Tensor:
 def hier_quantize(x: torch.Tensor) -> HierCodes:
     """Quantize groups along the last axis of `x` (..., G) into upper and residual 4-bit codes."""
     xf = x.float()
-    lo, hi = xf.amin(-1, keepdim=True), xf.amax(-1, keepdim=True)
-    scale = ((hi - lo) / UPPER_MAX).to(SCALE_DTYPE).float()
-    minimum = lo.to(SCALE_DTYPE).float()
-    inv = torch.where(scale > 0, 1.0 / scale.clamp_min(1e-30), torch.zeros_like(scale))
-    cu = ((xf - minimum) * inv).round().clamp(0, UPPER_MAX)
-    resid = xf - (minimum + scale * cu)
-    cl = (resid * inv * LOWER_STEPS).round().clamp(-8, 7)
+    scale, minimum = group_scales(xf, 4, symmetric=False, scale_dtype=SCALE_DTYPE)  # asymmetric 4-bit RTN
+    cu = encode(xf, scale, minimum, 4, symmetric=False, reciprocal=True)
+    resid = xf - decode(cu, scale, minimum)
+    cl = encode(resid, scale / LOWER_STEPS, None, 4, symmetric=True, reciprocal=True)  # symmetric, scale s_U / 16
     return HierCodes(pack4(cu.to(torch.uint8)), pack4((cl + 8).to(torch.uint8)),
                      scale.to(SCALE_DTYPE), minimum.to(SCALE_DTYPE))
 
 
 def hier_dequantize(c: HierCodes, bits: int) -> torch.Tensor:
     """bits 4 -> x4 (upper codes only), 8 -> x8 (upper + residual). Returns fp32 (..., G)."""
-    scale, minimum = c.scale.float(), c.minimum.float()
-    x4 = minimum + scale * unpack4(c.upper).float()
+    scale = c.scale.float()
+    x4 = decode(unpack4(c.upper).float(), scale, c.minimum.float())
     if bits == 4:
         return x4
     if bits == 8:
-        return x4 + (scale / LOWER_STEPS) * (unpack4(c.lower).float() - 8)
+        return decode(unpack4(c.lower).float() - 8, scale / LOWER_STEPS, x4)
     raise ValueError(f"bits must be 4 or 8, got {bits}")
 
 

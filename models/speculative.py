@@ -28,6 +28,7 @@ import torch
 
 from models.errors import EdgeZooError
 from models.kv_quant import HierarchicalKVCache, KVCache, cache_bytes
+from models.layers.quant import lm_linear_names, rtn_
 from models.openelm import OpenELM, filtered_probs
 
 KINDS = ("accepted", "corrected", "bonus", "plain")
@@ -239,8 +240,6 @@ class SparseViews:
 
 def quantize_draft(model: OpenELM, bits: int, group: int, symmetric: bool, layers: str) -> tuple[OpenELM, dict]:
     """A deep copy with RTN group-wise fake-quantized block linears ("all" or "mlp" = the FFN only)."""
-    from exporters.compression.rtn_groups import lm_linear_names, rtn_
-
     if layers not in ("all", "mlp"):
         raise EdgeZooError(f"unknown draft_layers {layers!r}", "use 'all' (every block linear) or 'mlp'")
     draft = copy.deepcopy(model).eval()

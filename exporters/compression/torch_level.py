@@ -3,7 +3,7 @@
 Pruning is applied here for every format (torch.nn.utils.prune's L1 magnitude criterion), since ONNX and MLX
 have no pruning library; Core ML prunes again through coremltools.optimize so its file stores the sparsity.
 Quantization and fp16 are left to each format's own library; `fake_quantize_` simulates block-wise
-round-to-nearest in fp32 for experiments that need the numerics without a format.
+round-to-nearest (models/layers/quant.py) for experiments that need the numerics without a format.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from torch import nn
 from torch.nn.utils import prune
 
 from exporters.compression.spec import CompressionSpec
+from models.layers.quant import rtn
 
 COMPRESSIBLE = (nn.Conv2d, nn.Linear)
 
@@ -36,23 +37,11 @@ def prune_(model: nn.Module, sparsity: float, finetune: int = 0, data: Any = Non
         prune.remove(m, "weight")
 
 
-def quantize_blockwise(w: torch.Tensor, bits: int, block: int) -> torch.Tensor:
-    """Symmetric round-to-nearest along the input dimension (block=0: one scale per output channel)."""
-    flat = w.reshape(w.shape[0], -1)  # (out, in * kh * kw)
-    cols = flat.shape[1]
-    block = block or cols
-    pad = (-cols) % block
-    padded = nn.functional.pad(flat, (0, pad)).reshape(flat.shape[0], -1, block)
-    qmax = 2 ** (bits - 1) - 1
-    scale = padded.abs().amax(-1, keepdim=True).clamp_min(1e-12) / qmax
-    q = (padded / scale).round().clamp(-qmax - 1, qmax) * scale
-    return q.reshape(flat.shape[0], -1)[:, :cols].reshape(w.shape)
-
-
 @torch.no_grad()
 def fake_quantize_(model: nn.Module, bits: int, block: int) -> None:
+    """Symmetric RTN of every conv/linear weight in blocks along the input dimension (block 0: per channel)."""
     for _, m in compressible_layers(model):
-        m.weight.copy_(quantize_blockwise(m.weight, bits, block))
+        m.weight.copy_(rtn(m.weight, bits, block))
 
 
 def compress_(model: nn.Module, spec: CompressionSpec, data: Any = None) -> nn.Module:

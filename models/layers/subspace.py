@@ -9,7 +9,8 @@ LCS unstructured sparsity: a conv/linear layer with `keep < 1` multiplies w(alph
 top-k mask computed without gradient, so pruned weights get zero gradient; `sparsify=False` exempts a layer.
 LCS structured width: a conv with `width < 1` uses its first ceil(width * C_out) filters (`slim=False` exempts a
 layer, e.g. the classifier); conv/linear/instance-norm layers use as many input channels as they receive.
-LCS quantized: `bits > 0` fake-quantizes w(alpha) per layer (signed [-2^{b-1}, 2^{b-1}-1], straight-through).
+LCS quantized: `bits > 0` fake-quantizes w(alpha) per layer (symmetric RTN, one scale max|w| / (2^{b-1} - 1) per
+layer, signed [-2^{b-1}, 2^{b-1}-1], straight-through; exact grid values when baking).
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from typing import Any, Iterator, Sequence
 import torch
 from torch import nn
 from torch.nn import functional as F
+
+from models.layers.quant import fake_quant
 
 KINDS = ("point", "line", "bezier", "simplex")  # point: one weight set (masking only, LCS+P)
 PARAM_NAMES = ("weight", "bias")
@@ -43,14 +46,6 @@ def coefficients(kind: str, alpha: Any, n_points: int) -> list[Any]:
 
 def n_points_for(kind: str, n_points: int | None = None) -> int:
     return {"point": 1, "line": 2, "bezier": 3}.get(kind, n_points or 3)
-
-
-def fake_quant(w: torch.Tensor, bits: int) -> torch.Tensor:
-    """Symmetric per-layer fake quantization to `bits` (scale max|w| / (2^{b-1} - 1)), straight-through gradient."""
-    qmax = 2 ** (bits - 1) - 1
-    scale = w.detach().abs().max().clamp_min(1e-12) / qmax
-    q = torch.clamp(torch.round(w / scale), -qmax - 1, qmax) * scale
-    return w + (q - w).detach() if w.requires_grad else q  # exact grid values when baking
 
 
 def slim_channels(c: int, width: float) -> int:
@@ -112,7 +107,7 @@ class SubspaceMixin:
         """w(alpha), top-k masked when keep < 1 and fake-quantized when bits > 0."""
         w = self.at("weight")
         w = w * topk_mask(w, self.keep) if self.sparsify and self.keep < 1.0 else w
-        return fake_quant(w, self.bits) if self.bits else w
+        return fake_quant(w, self.bits, layout="flat") if self.bits else w  # one scale per layer
 
     def extra_repr(self) -> str:  # type: ignore[override]
         return f"{super().extra_repr()}, subspace={self.subspace_kind}x{self.n_points}"

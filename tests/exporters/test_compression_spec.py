@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from exporters.compression import CompressionSpec, parse_spec
-from exporters.compression.torch_level import prune_, quantize_blockwise, weight_sparsity
+from exporters.compression import rtn
+from exporters.compression.torch_level import prune_, weight_sparsity
 from models.errors import CompressionSpecError
 from models.registry import build
 
@@ -47,7 +48,7 @@ def test_global_pruning_hits_target_sparsity() -> None:
 
 def test_blockwise_quantization_error_shrinks_with_bits() -> None:
     w = torch.randn(16, 8, 3, 3)
-    e4 = (quantize_blockwise(w, 4, 32) - w).abs().mean()
-    e8 = (quantize_blockwise(w, 8, 0) - w).abs().mean()
+    e4 = (rtn(w, 4, 32) - w).abs().mean()
+    e8 = (rtn(w, 8, 0) - w).abs().mean()
     assert e8 < e4 < w.abs().mean()
-    assert len(torch.unique(quantize_blockwise(w, 4, 32)[0].flatten()[:32])) <= 16
+    assert len(torch.unique(rtn(w, 4, 32)[0].flatten()[:32])) <= 16
