@@ -65,19 +65,21 @@ def _train_target(out: Optional[Path], workspace: Optional[Path], name: str) -> 
 
 
 @app.command()
-def train(recipe: str = typer.Argument(..., help="recipe YAML path or bundled name (e.g. digits_resnet)"),
+def train(recipe: str = typer.Argument(..., help="recipe YAML path or bundled name (e.g. digits_resnet, lcs_l, line)"),
           sets: List[str] = typer.Option([], "--set", help="override key=value (dotted keys for model_args)"),
           out: Optional[Path] = typer.Option(None, "--out", "-o", callback=output_path("folder"),
                                              help="checkpoint folder (default: WORKSPACE/zoo/NAME)"),
           workspace: Optional[Path] = WorkspaceOpt) -> None:
-    """Train a recipe; writes a checkpoint folder (best) and its last/ sibling."""
-    from trainers.loop import train as train_loop
-    from trainers.recipe import load_recipe
+    """Train any paper's recipe (the plug-in whose configs/ holds it trains it) or a plain classifier recipe;
+    writes a checkpoint folder."""
+    from trainers.papers import recipe_trainer
+    from trainers.recipe import read_recipe_yaml
 
     try:
-        r = load_recipe(recipe, sets)
-        target = _train_target(out, workspace, r.name)
-        metrics = train_loop(r, target)
+        path, trainer, _ = recipe_trainer(recipe)
+        trainer(path, Path("unused"), list(sets), check_only=True)  # every key, type and range before any work
+        target = _train_target(out, workspace, read_recipe_yaml(path, list(sets))[0]["name"])
+        metrics = trainer(path, target, list(sets))
     except EdgeZooError as e:
         _fail(e)
     typer.echo(json.dumps({"checkpoint": str(target), **metrics}, indent=2))

@@ -50,11 +50,8 @@ class Job:
 
 def plan_jobs(plan: RunPlan) -> list[Job]:
     """The plan as jobs, every recipe, name, format and compression checked before anything is trained or written."""
-    from trainers import papers as registry
-    from trainers.adapters import train_classifier
-    from trainers.recipe import resolve_path
-
     from exporters import FORMATS
+    from trainers import papers as registry
 
     if plan.formats is not None:
         unknown = sorted(set(plan.formats) - set(FORMATS))
@@ -70,7 +67,11 @@ def plan_jobs(plan: RunPlan) -> list[Job]:
     baseline_exports = dict(found["baselines"].deployables[0].exports)
     for name in plan.recipes:
         exports = plan.format_specs if plan.format_specs is not None else baseline_exports
-        specs.append((None, resolve_path(name), train_classifier, dict(exports), "classify"))
+        path, train, paper = registry.recipe_trainer(name)
+        if paper is not None and found[paper].task != "classification":
+            raise EdgeZooError(f"recipe {name} trains a {found[paper].task} model, not a classifier",
+                               f"run it through its paper: edgezoo run --papers {paper}")
+        specs.append((paper, path, train, dict(exports), "classify"))
     keys = plan.papers if plan.papers is not None else (() if plan.recipes else _default_order(found))
     for key in keys:
         paper = found[key]

@@ -129,6 +129,19 @@ def trainer_for(paper: Paper, deployable: Deployable) -> Trainer:
     return owner.train
 
 
+def recipe_trainer(name_or_path: str | Path) -> tuple[Path, Trainer, str | None]:
+    """A recipe (path or bundled name) with the trainer of the plug-in whose folder holds it; a recipe outside every
+    plug-in is a plain classifier recipe (trainers.loop)."""
+    from trainers.adapters import train_classifier
+    from trainers.recipe import resolve_path
+
+    path = resolve_path(name_or_path).resolve()
+    for paper in discover().values():
+        if paper.train is not None and path.is_relative_to(paper.folder.resolve()):
+            return path, paper.train, paper.key
+    return path, train_classifier, None
+
+
 def config_dirs() -> list[Path]:
     """Every plug-in's `configs/` folder: bundled recipe names resolve across them."""
     return [p.configs for p in discover().values() if p.configs.is_dir()]

@@ -62,21 +62,28 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
     return data
 
 
-def resolve_path(name_or_path: str | Path, config_dir: Path = CONFIG_DIR) -> Path:
+def resolve_path(name_or_path: str | Path, config_dir: Path | None = None) -> Path:
+    """A recipe YAML path, or a bundled name looked up in `config_dir` (default: every paper plug-in's configs/)."""
     p = Path(name_or_path)
     if p.is_dir():
         raise RecipeError(f"recipe {p} is a folder", "pass a recipe YAML file or a bundled recipe name")
     if p.exists():
         return p
-    bundled = config_dir / f"{name_or_path}.yaml"
-    if bundled.exists():
-        return bundled
-    available = ", ".join(sorted(q.stem for q in config_dir.glob("*.yaml")))
+    if config_dir is None:
+        from trainers.papers import config_dirs
+
+        dirs = config_dirs()
+    else:
+        dirs = [config_dir]
+    for d in dirs:
+        if (bundled := d / f"{name_or_path}.yaml").exists():
+            return bundled
+    available = ", ".join(sorted(q.stem for d in dirs for q in d.glob("*.yaml")))
     raise RecipeError(f"recipe {name_or_path} not found", f"pass a YAML path or one of: {available}")
 
 
 def read_recipe_yaml(name_or_path: str | Path, overrides: list[str] | None = None,
-                     config_dir: Path = CONFIG_DIR) -> tuple[dict[str, Any], Path]:
+                     config_dir: Path | None = None) -> tuple[dict[str, Any], Path]:
     """A recipe file (path or bundled name) as a mapping, `name` defaulting to the file stem, overrides applied."""
     path = resolve_path(name_or_path, config_dir)
     try:
