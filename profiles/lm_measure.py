@@ -17,89 +17,26 @@ import sys
 import time
 import traceback
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
 from profiles import memory
 from profiles.device import environment, fingerprint
 from profiles.launcher import MeasurementInterrupted, interrupted_result, run_child
-from profiles.runtimes.base import RuntimeUnavailable
+from profiles.runtimes import DEFAULT_RUNTIME, resolve
+from profiles.runtimes.base import Runtime, RuntimeUnavailable
+from profiles.runtimes.coreml_rt import LM_UNAVAILABLE as COREML_UNAVAILABLE  # noqa: F401 (the LM record's message)
 from profiles.stats import summarize
 
-RUNTIME_OF = {"torch": "torch", "onnx": "onnxruntime", "mlx": "mlx", "coreml": "coreml"}
-COREML_UNAVAILABLE = "Core ML runs only on macOS 15+; this LM artifact was verified structurally (lm_manifest.json)"
+RUNTIME_OF = DEFAULT_RUNTIME  # format -> the runtime that measures it by default
 
 
-def _torch_step(folder: Path, threads: int):
-    import torch
-
-    from models import checkpoint
-
-    torch.set_num_threads(threads)
-    model, _ = checkpoint.load(folder / "checkpoint")
-
-    @torch.no_grad()
-    def step(ids: np.ndarray, cache: Any):
-        logits, cache = model.forward_cached(torch.from_numpy(ids), cache)
-        return logits.numpy(), cache
-    return step, torch.__version__
-
-
-def _onnx_step(folder: Path, threads: int):
-    import onnxruntime as ort
-
-    from exporters.lm.onnx_lm import OnnxLM
-
-    lm = OnnxLM(folder / "onnx", threads)
-    return (lambda ids, cache: lm.step(ids, np.zeros(len(ids), np.int64), cache)), ort.__version__
-
-
-def _mlx_step(folder: Path, threads: int):
-    import mlx.core as mx
-    from mlx_lm.models.cache import make_prompt_cache
-
-    from exporters.lm.mlx_lm_export import load_mlx
-
-    model = load_mlx(folder / "mlx")
-
-    def step(ids: np.ndarray, cache: Any):
-        cache = cache if cache is not None else make_prompt_cache(model)
-        out = model(mx.array(ids.astype(np.int32)), cache=cache)
-        mx.eval(out)
-        return np.array(out, dtype=np.float32), cache
-    return step, mx.__version__
-
-
-def _coreml_step(folder: Path, threads: int):
-    """Batch-1 program: a multi-row call (the bpb windows) runs row by row, each from a fresh state. Core ML has
-    no thread setting (`threads` is recorded only)."""
-    if sys.platform != "darwin":
-        raise RuntimeUnavailable(COREML_UNAVAILABLE)
-    from exporters.coreml import _ct
-    from exporters.lm.coreml_lm import CoreMLLM
-
-    ct = _ct()
-    lm = CoreMLLM(folder / "coreml", "ALL")
-
-    def step(ids: np.ndarray, cache: Any):
-        if cache is None and len(ids) > 1:
-            return np.concatenate([lm.step(row[None], lm.new_state(), 0)[0] for row in ids]), None
-        state, past = cache if cache is not None else (lm.new_state(), 0)
-        logits, past = lm.step(ids, state, past)
-        return logits, (state, past)
-    return step, ct.__version__
-
-
-LOADERS: dict[str, Callable] = {"torch": _torch_step, "onnxruntime": _onnx_step, "mlx": _mlx_step,
-                                "coreml": _coreml_step}
-
-
-def _bpb(step, context: int, windows: int) -> dict[str, Any]:
+def _bpb(rt: Runtime, context: int, windows: int) -> dict[str, Any]:
     from trainers.text import eval_windows, load_text
 
     w = eval_windows(load_text().val, context, windows).numpy()
-    logits, _ = step(w[:, :-1], None)
+    logits = rt.prefill(w[:, :-1])
     z = logits - logits.max(-1, keepdims=True)
     logp = z - np.log(np.exp(z).sum(-1, keepdims=True))
     nll = float(-np.take_along_axis(logp, w[:, 1:, None], -1).mean())
@@ -108,24 +45,24 @@ def _bpb(step, context: int, windows: int) -> dict[str, Any]:
 
 
 def child(req: dict[str, Any]) -> dict[str, Any]:
-    folder, rt = Path(req["folder"]), req["runtime"]
     t0 = time.perf_counter()
-    step, version = LOADERS[rt](folder, req["threads"])
-    out: dict[str, Any] = {"runtime_version": version, "load_seconds": time.perf_counter() - t0}
+    rt = resolve(req["runtime"])()
+    rt.load_lm(Path(req["folder"]), req["threads"])
+    out: dict[str, Any] = {"runtime_version": rt.version(), "load_seconds": time.perf_counter() - t0}
     peak_reset = memory.reset_peak()
-    out["accuracy"] = _bpb(step, req["context"], req["eval_windows"]) if req.get("byte_vocab", True) else {
+    out["accuracy"] = _bpb(rt, req["context"], req["eval_windows"]) if req.get("byte_vocab", True) else {
         "metric": "bits_per_byte", "value": None,
         "note": "not a byte-level model: bpb on pydoc bytes needs its own tokenizer, which is not bundled"}
     prompt = np.random.default_rng(0).integers(32, 127, (1, req["prompt_len"]))
     ttfts, samples = [], []
     for rep in range(1 + req.get("repeats", 3)):  # pass 0 warms the decode path; its steps are not kept
         t1 = time.perf_counter()
-        logits, cache = step(prompt, None)
+        logits = rt.prefill(prompt)
         ttfts.append(time.perf_counter() - t1)
         tok = logits[:, -1].argmax(-1)
         for _ in range(req["new_tokens"]):
             t = time.perf_counter()
-            logits, cache = step(tok[:, None].astype(np.int64), cache)
+            logits = rt.decode_step(tok[:, None].astype(np.int64))
             tok = logits[:, -1].argmax(-1)
             if rep:
                 samples.append(time.perf_counter() - t)

@@ -14,7 +14,8 @@ int8 / int4 are applied to the converted program with coremltools.optimize.corem
 (int8 per output channel, int4 per block of 32 input channels), weight_threshold 0 as in exporters/coreml.py.
 
 On Linux verification is structural (the package is reopened from its spec: states, inputs, outputs, ops, the
-quantized payloads); Core ML predicts only on macOS, where `CoreMLLM` runs it and the numbers are checked too.
+quantized payloads); Core ML predicts only on macOS, where profiles.runtimes.coreml_rt runs it
+(`CoreMLRuntime.load_lm`) and the numbers are checked too.
 """
 
 from __future__ import annotations
@@ -261,50 +262,15 @@ def verify_lm(model: OpenELM, folder: Path, quantize: str | None) -> dict[str, A
         return result
     from exporters.verify import numeric_parity
     from models.openelm import generate
+    from profiles.runtimes.coreml_rt import CoreMLRuntime
 
     prompt = np.random.default_rng(0).integers(0, info["vocab_size"], (1, min(8, info["max_len"] // 2)))
-    lm = CoreMLLM(folder, "CPU_ONLY")
+    lm = CoreMLRuntime()
+    lm.load_lm(folder, 1, {"compute_units": "CPU_ONLY"})
     with torch.no_grad():
         ref = model(torch.from_numpy(prompt)).numpy()[0]
         ours = generate(model, torch.from_numpy(prompt), 8).numpy()
-    logits, _ = lm.step(prompt, lm.new_state(), 0)
-    numeric = numeric_parity(logits[0], ref)
-    greedy = bool(np.array_equal(lm.generate(prompt, 8), ours))
+    numeric = numeric_parity(lm.prefill(prompt)[0], ref)
+    greedy = bool(np.array_equal(lm.greedy(prompt, 8), ours))
     return {**result, **numeric, "greedy_match": greedy, "kind": "numeric+structural", "runtime": "coreml CPU_ONLY",
             "ok": result["ok"] and numeric["ok"], "structural_ok": result["ok"]}
-
-
-# ---------------------------------------------------------------------------------------------------- run (macOS)
-
-
-class CoreMLLM:
-    """Greedy generation with MLModel.predict and a make_state() cache (macOS 15+ only)."""
-
-    def __init__(self, folder: Path, compute_units: str = "ALL") -> None:
-        from exporters.coreml import _ct
-
-        ct = _ct()
-        folder = Path(folder)
-        self.info = json.loads((folder / INFO_FILE).read_text())
-        self.model = ct.models.MLModel(str(folder / MODEL_FILE), compute_units=getattr(ct.ComputeUnit, compute_units))
-
-    def new_state(self):
-        return self.model.make_state()
-
-    def step(self, ids: np.ndarray, state, past: int) -> tuple[np.ndarray, int]:
-        """ids (1, T) after `past` cached positions -> logits (1, T, V), the new cached length."""
-        t = ids.shape[1]
-        if past + t > self.info["max_len"]:
-            raise ValueError(f"{past + t} positions exceed the Core ML cache ({self.info['max_len']})")
-        out = self.model.predict({"input_ids": ids.astype(np.int32), "causal_mask": causal_mask(past, t)}, state=state)
-        return np.asarray(out["logits"], dtype=np.float32), past + t
-
-    def generate(self, prompt: np.ndarray, max_new_tokens: int) -> np.ndarray:
-        state = self.new_state()
-        logits, past = self.step(prompt, state, 0)
-        out = []
-        for _ in range(max_new_tokens):
-            nxt = logits[:, -1].argmax(-1)
-            out.append(nxt)
-            logits, past = self.step(nxt[:, None], state, past)
-        return np.stack(out, 1)

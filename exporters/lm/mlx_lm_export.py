@@ -36,7 +36,9 @@ def _quantize_folder(folder: Path, bits: int, group: int) -> dict[str, Any]:
     import mlx.nn as nn
     from mlx.utils import tree_flatten
 
-    model, config = load_mlx(folder, return_config=True)
+    from profiles.runtimes.mlx_rt import load_mlx_lm
+
+    model, config = load_mlx_lm(folder)
     skipped: list[str] = []
 
     def predicate(path: str, m: Any) -> bool:
@@ -85,29 +87,16 @@ def count_quantized_bits(path: Path, bits: int, group: int) -> dict[str, Any]:
             "scale_dtype": index[f"{layers[0]}.scales"]["dtype"], "bits_per_weight": 8 * stored / weights}
 
 
-def load_mlx(folder: Path, return_config: bool = False):
-    from mlx_lm.utils import load_model
-
-    model, config = load_model(Path(folder))
-    return (model, config) if return_config else model
-
-
-def mlx_generate(folder_or_model: Any, prompt: list[int], max_new_tokens: int) -> list[int]:
-    """Greedy tokens from mlx-lm's own `generate_step` (its KV cache, its sampler default = argmax)."""
+def mlx_generate(folder: Path, prompt: list[int], max_new_tokens: int) -> list[int]:
+    """Greedy tokens from mlx-lm's own `generate_step` (its KV cache, its sampler default = argmax): the exported
+    folder checked against mlx-lm itself, apart from EdgeZoo's runtime (profiles.runtimes.mlx_rt)."""
     import mlx.core as mx
 
+    from profiles.runtimes.mlx_rt import load_mlx_lm
+
     gen = importlib.import_module("mlx_lm.generate")  # the package re-exports a function of the same name
-    model = load_mlx(folder_or_model) if isinstance(folder_or_model, (str, Path)) else folder_or_model
+    model, _ = load_mlx_lm(folder)
     out = []
     for tok, _ in gen.generate_step(mx.array(np.asarray(prompt, dtype=np.int32)), model, max_tokens=max_new_tokens):
         out.append(int(tok))
     return out
-
-
-def mlx_logits(folder_or_model: Any, tokens: np.ndarray) -> np.ndarray:
-    import mlx.core as mx
-
-    model = load_mlx(folder_or_model) if isinstance(folder_or_model, (str, Path)) else folder_or_model
-    out = model(mx.array(tokens.astype(np.int32)))
-    mx.eval(out)
-    return np.array(out, dtype=np.float32)

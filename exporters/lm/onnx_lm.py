@@ -5,6 +5,7 @@
 
 Cached keys are stored rotated (one consistent choice); masks come from lengths (`pad` = left padding per row).
 The per-layer KV-head counts differ (layer-wise scaling), so every layer has its own pair of inputs/outputs.
+profiles.runtimes.onnxruntime_rt runs the two graphs (`OnnxRuntime.load_lm`, `prefill`, `decode_step`).
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -138,37 +138,3 @@ def share_initializers(out_dir: Path, graphs: tuple[str, ...] = ("prefill.onnx",
         onnx.save(m, str(out_dir / g))
     return {"stored_bytes": (out_dir / location).stat().st_size, "referenced_bytes": referenced,
             "shared_tensors": len(offsets)}
-
-
-class OnnxLM:
-    """Greedy / sampled generation over onnxruntime with the explicit cache."""
-
-    def __init__(self, folder: Path, threads: int = 2) -> None:
-        import onnxruntime as ort
-
-        folder = Path(folder)
-        self.info = json.loads((folder / "lm_onnx.json").read_text())
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = threads
-        opts.log_severity_level = 3
-        self.prefill = ort.InferenceSession(str(folder / "prefill.onnx"), opts, providers=["CPUExecutionProvider"])
-        self.decode = ort.InferenceSession(str(folder / "decode.onnx"), opts, providers=["CPUExecutionProvider"])
-        self.past_names = _names(self.info["layers"], "past")
-
-    def step(self, ids: np.ndarray, pad: np.ndarray, cache: list[np.ndarray] | None) -> tuple[np.ndarray, list[np.ndarray]]:
-        feed = {"input_ids": ids.astype(np.int64), "pad": pad.astype(np.int64)}
-        if cache is None:
-            out = self.prefill.run(None, feed)
-        else:
-            out = self.decode.run(None, {**feed, **dict(zip(self.past_names, cache))})
-        return out[0], out[1:]
-
-    def generate(self, prompt: np.ndarray, max_new_tokens: int, pad: np.ndarray | None = None) -> np.ndarray:
-        pad = np.zeros(len(prompt), np.int64) if pad is None else pad
-        logits, cache = self.step(prompt, pad, None)
-        out = []
-        for _ in range(max_new_tokens):
-            nxt = logits[:, -1].argmax(-1)
-            out.append(nxt)
-            logits, cache = self.step(nxt[:, None], pad, cache)
-        return np.stack(out, 1)

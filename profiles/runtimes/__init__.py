@@ -1,4 +1,5 @@
-"""Runtimes: `load(artifact, threads)`, `run(inputs)` (synchronised), `input_specs()`.
+"""Runtimes, one per name for every task: `load(artifact, threads)`, `run(inputs)` (synchronised), `input_specs()`
+for vision artifacts; `load_lm(folder, threads)`, `prefill(ids)`, `decode_step(token)` for LM artifact folders.
 
 Each runtime module is imported only inside the profiling child, so heavy libraries stay out of the parent.
 A runtime may also be named as `package.module:Class` for runtimes that live outside EdgeZoo.
@@ -15,7 +16,7 @@ RUNTIMES = {
     "mlx": "profiles.runtimes.mlx_rt:MlxRuntime",
     "coreml": "profiles.runtimes.coreml_rt:CoreMLRuntime",
 }
-DEFAULT_RUNTIME = {"onnx": "onnxruntime", "mlx": "mlx", "coreml": "coreml", "torch": "torch"}
+DEFAULT_RUNTIME = {"torch": "torch", "onnx": "onnxruntime", "mlx": "mlx", "coreml": "coreml"}  # format -> runtime
 
 
 OPENBLAS = "/usr/lib/x86_64-linux-gnu/libopenblas.so.0"  # Debian's libopenblas0-pthread

@@ -1,4 +1,6 @@
-"""The runtime contract. Implementations import their library lazily, inside `load`."""
+"""The runtime contract, one per runtime name for every task: `load`/`input_specs`/`run` for a vision artifact,
+`load_lm`/`prefill`/`decode_step` for an LM artifact folder (the KV cache is held inside the runtime).
+Implementations import their library lazily, inside `load` / `load_lm`."""
 
 from __future__ import annotations
 
@@ -12,9 +14,13 @@ class RuntimeUnavailable(Exception):
     """This runtime cannot run on this machine (e.g. Core ML on Linux): recorded as status 'unavailable'."""
 
 
+LM_MANIFEST = "lm_manifest.json"  # what marks an LM artifact folder (exporters.lm.artifact writes it)
+
+
 class Runtime:
     name = "base"
     fixed_batch: int | None = None  # set when the loaded model only takes one batch size
+    lm_part = ""  # the sub-folder of an LM artifact folder that this runtime loads
 
     @classmethod
     def version(cls) -> str:
@@ -39,3 +45,33 @@ class Runtime:
     def options(self) -> dict[str, Any]:
         """What was actually configured (threads, providers, compute units), for the record."""
         return {}
+
+    # ------------------------------------------------------------------------------------------------ LM side
+
+    def lm_folder(self, folder: Path) -> Path:
+        """This runtime's part of an LM artifact folder, or `folder` itself when it is that part already (as during
+        an export's verification, before the manifest is written)."""
+        folder = Path(folder)
+        return folder / self.lm_part if (folder / LM_MANIFEST).is_file() else folder
+
+    def load_lm(self, folder: Path, threads: int, options: dict[str, Any] | None = None) -> None:
+        """Load an LM artifact folder (or this runtime's part of one) for `prefill` / `decode_step`."""
+        raise NotImplementedError(f"the {self.name} runtime does not run language models")
+
+    def prefill(self, ids: np.ndarray) -> np.ndarray:
+        """Token ids (B, T) -> logits (B, T, V) as float32, starting a fresh KV cache."""
+        raise NotImplementedError
+
+    def decode_step(self, token: np.ndarray) -> np.ndarray:
+        """The next token ids (B, 1) after the cached ones -> logits (B, 1, V), the cache extended."""
+        raise NotImplementedError
+
+    def greedy(self, prompt: np.ndarray, max_new_tokens: int, **prefill_options: Any) -> np.ndarray:
+        """(B, max_new_tokens) greedy tokens after `prompt` through prefill + decode steps."""
+        logits = self.prefill(prompt, **prefill_options)
+        out = []
+        for _ in range(max_new_tokens):
+            nxt = logits[:, -1].argmax(-1)
+            out.append(nxt)
+            logits = self.decode_step(nxt[:, None])
+        return np.stack(out, 1)

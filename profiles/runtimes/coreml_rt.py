@@ -3,6 +3,10 @@ after the package's structure has been checked (a broken package is a failure on
 
 Options: compute_units = ALL (default) | CPU_ONLY | CPU_AND_GPU | CPU_AND_NE. Core ML has no thread setting:
 `threads` is recorded, not applied.
+
+An LM artifact's coreml/ folder holds one stateful program (exporters.lm.coreml_lm) whose KV cache lives in a
+make_state() state; the cached length travels in the causal mask's shape. It is a batch-1 program: a multi-row
+prefill (the bpb windows) runs row by row, each from a fresh state, and leaves no cache to decode from.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from models.errors import ArtifactError
 from profiles.runtimes.base import Runtime, RuntimeUnavailable
 
 UNAVAILABLE = "Core ML runs only on macOS; this artifact was verified structurally"
+LM_UNAVAILABLE = "Core ML runs only on macOS 15+; this LM artifact was verified structurally (lm_manifest.json)"
 COMPUTE_UNITS = ("ALL", "CPU_ONLY", "CPU_AND_GPU", "CPU_AND_NE")
 SPEC_DIR = "Data"  # an .mlpackage keeps the items its Manifest.json lists under Data/
 
@@ -106,8 +111,20 @@ def check_package(path: Path) -> None:
                                              f"weight starts at byte {offset})")
 
 
+def _mlmodel(path: Path, options: dict[str, Any]) -> tuple[Any, str]:
+    """(MLModel, compute units) for a package on macOS, the units checked."""
+    units = str(options.get("compute_units", "ALL")).upper()
+    if units not in COMPUTE_UNITS:
+        raise ValueError(f"unknown Core ML compute_units {units!r}; use one of {', '.join(COMPUTE_UNITS)}")
+    from exporters.coreml import _ct
+
+    ct = _ct()
+    return ct.models.MLModel(str(path), compute_units=getattr(ct.ComputeUnit, units)), units
+
+
 class CoreMLRuntime(Runtime):
     name = "coreml"
+    lm_part = "coreml"
 
     @classmethod
     def version(cls) -> str:
@@ -126,13 +143,9 @@ class CoreMLRuntime(Runtime):
         check_package(model_file)
         if sys.platform != "darwin":
             raise RuntimeUnavailable(UNAVAILABLE)
-        units = str(options.get("compute_units", "ALL")).upper()
-        if units not in COMPUTE_UNITS:
-            raise ValueError(f"unknown Core ML compute_units {units!r}; use one of {', '.join(COMPUTE_UNITS)}")
-        from exporters.coreml import _ct, _feature
+        from exporters.coreml import _feature
 
-        ct = _ct()
-        self.model = ct.models.MLModel(str(model_file), compute_units=getattr(ct.ComputeUnit, units))
+        self.model, units = _mlmodel(model_file, options)
         desc = self.model.get_spec().description
         self._inputs = [_feature(f) for f in desc.input]
         self._outputs = [f.name for f in desc.output]
@@ -153,3 +166,40 @@ class CoreMLRuntime(Runtime):
     def options(self) -> dict[str, Any]:
         return {"compute_units": self._units, "threads_requested": self._threads,
                 "threads": "not configurable in Core ML"}
+
+    def load_lm(self, folder: Path, threads: int, options: dict[str, Any] | None = None) -> None:
+        if sys.platform != "darwin":
+            raise RuntimeUnavailable(LM_UNAVAILABLE)
+        from exporters.lm.coreml_lm import INFO_FILE, MODEL_FILE, causal_mask
+
+        folder = self.lm_folder(folder)
+        self.lm_info = json.loads((folder / INFO_FILE).read_text())
+        self.lm, self._units = _mlmodel(folder / MODEL_FILE, options or {})
+        self._causal_mask, self._threads = causal_mask, threads
+        self._state: Any = None
+        self._past = 0
+
+    def _lm_step(self, ids: np.ndarray, state: Any, past: int) -> np.ndarray:
+        """ids (1, T) after `past` positions cached in `state` -> logits (1, T, V)."""
+        t = ids.shape[1]
+        if past + t > self.lm_info["max_len"]:
+            raise ValueError(f"{past + t} positions exceed the Core ML cache ({self.lm_info['max_len']})")
+        out = self.lm.predict({"input_ids": ids.astype(np.int32), "causal_mask": self._causal_mask(past, t)},
+                              state=state)
+        return np.asarray(out["logits"], dtype=np.float32)
+
+    def prefill(self, ids: np.ndarray) -> np.ndarray:
+        self._state, self._past = None, 0
+        if len(ids) > 1:
+            return np.concatenate([self._lm_step(row[None], self.lm.make_state(), 0) for row in ids])
+        self._state = self.lm.make_state()
+        logits = self._lm_step(ids, self._state, 0)
+        self._past = ids.shape[1]
+        return logits
+
+    def decode_step(self, token: np.ndarray) -> np.ndarray:
+        if self._state is None:
+            raise ValueError("Core ML decodes after a one-row prefill only (its program takes batch 1)")
+        logits = self._lm_step(token, self._state, self._past)
+        self._past += token.shape[1]
+        return logits

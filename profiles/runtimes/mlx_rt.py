@@ -4,6 +4,9 @@ Input specs and the batch mode come from the JSON metadata EdgeZoo writes into t
 none, and the function MLX imports exposes no attributes; MLX states the shapes and dtypes it was exported with
 only in the error it raises for a call that matches none of them, so that is where they are read from (the first
 traced signature). Where that fails, the user passes them (`edgezoo profile --input x=1x64:float32`).
+
+An LM artifact's mlx/ folder is an mlx-lm model folder (exporters.lm.mlx_lm_export), loaded by mlx-lm and run with
+mlx-lm's prompt cache.
 """
 
 from __future__ import annotations
@@ -58,19 +61,31 @@ def exported_inputs(message: str) -> list[dict[str, Any]] | None:
     return specs if specs is not None and len(specs) == declared else None  # else: a format this does not know
 
 
+def _mx(options: dict[str, Any]):
+    import mlx.core as mx
+
+    if sys.platform != "darwin" or options.get("device") == "cpu":
+        mx.set_default_device(mx.cpu)  # the Linux build has only the CPU; on macOS the default is Metal
+    return mx
+
+
+def load_mlx_lm(folder: Path) -> tuple[Any, dict[str, Any]]:
+    """(model, config) of an mlx-lm model folder, through mlx-lm's own loader."""
+    from mlx_lm.utils import load_model
+
+    return load_model(Path(folder))
+
+
 class MlxRuntime(Runtime):
     name = "mlx"
+    lm_part = "mlx"
 
     @classmethod
     def version(cls) -> str:
         return importlib.metadata.version("mlx")
 
     def load(self, model_file: Path, threads: int, options: dict[str, Any]) -> None:
-        import mlx.core as mx
-
-        if sys.platform != "darwin" or options.get("device") == "cpu":
-            mx.set_default_device(mx.cpu)  # the Linux build has only the CPU; on macOS the default is Metal
-        self._mx = mx
+        mx = self._mx = _mx(options)
         self._file = Path(model_file)
         self._fn, meta = mx.import_function(str(model_file), return_metadata=True)
         self._meta = _parse(meta)
@@ -79,6 +94,26 @@ class MlxRuntime(Runtime):
         dynamic = self._meta.get("dynamic_batch", True)
         shape = ((self._meta.get("inputs") or [{}])[0].get("shape") or [None])
         self.fixed_batch = None if dynamic or shape[0] is None else int(shape[0])
+
+    def load_lm(self, folder: Path, threads: int, options: dict[str, Any] | None = None) -> None:
+        from mlx_lm.models.cache import make_prompt_cache
+
+        self._mx, self._new_cache = _mx(options or {}), make_prompt_cache
+        self.lm, _ = load_mlx_lm(self.lm_folder(folder))
+        self._threads = threads
+        self._cache: Any = None
+
+    def _lm_step(self, ids: np.ndarray) -> np.ndarray:
+        out = self.lm(self._mx.array(ids.astype(np.int32)), cache=self._cache)
+        self._mx.eval(out)
+        return np.array(out, dtype=np.float32)
+
+    def prefill(self, ids: np.ndarray) -> np.ndarray:
+        self._cache = self._new_cache(self.lm)
+        return self._lm_step(ids)
+
+    def decode_step(self, token: np.ndarray) -> np.ndarray:
+        return self._lm_step(token)
 
     def _probe(self) -> list[dict[str, Any]] | None:
         """The inputs a foreign .mlxfn was exported with, from MLX's answer to a call with no arguments."""

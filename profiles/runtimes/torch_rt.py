@@ -1,4 +1,5 @@
-"""PyTorch eager on a torch artifact (a safetensors checkpoint folder): the reference runtime."""
+"""PyTorch eager on a torch artifact (a safetensors checkpoint folder): the reference runtime. For an LM artifact
+folder the checkpoint is OpenELM's, run through its cached forward (`forward_cached`)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from profiles.runtimes.base import Runtime
 
 class TorchRuntime(Runtime):
     name = "torch"
+    lm_part = "checkpoint"
 
     @classmethod
     def version(cls) -> str:
@@ -44,3 +46,25 @@ class TorchRuntime(Runtime):
 
     def options(self) -> dict[str, Any]:
         return {"num_threads": self._threads, "interop_threads": self._torch.get_num_interop_threads()}
+
+    def load_lm(self, folder: Path, threads: int, options: dict[str, Any] | None = None) -> None:
+        import torch
+
+        from models import checkpoint
+
+        torch.set_num_threads(threads)
+        self._torch = torch
+        self.lm, _ = checkpoint.load(self.lm_folder(folder))
+        self._cache: Any = None
+
+    def _lm_step(self, ids: np.ndarray) -> np.ndarray:
+        with self._torch.no_grad():
+            logits, self._cache = self.lm.forward_cached(self._torch.from_numpy(ids), self._cache)
+        return logits.numpy()
+
+    def prefill(self, ids: np.ndarray) -> np.ndarray:
+        self._cache = None
+        return self._lm_step(ids)
+
+    def decode_step(self, token: np.ndarray) -> np.ndarray:
+        return self._lm_step(token)

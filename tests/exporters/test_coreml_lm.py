@@ -165,14 +165,15 @@ def test_profile_is_unavailable_off_macos(exported: tuple[Path, dict]) -> None:
 @pytest.mark.macos
 @pytest.mark.skipif(sys.platform != "darwin", reason="Core ML predicts only on macOS")
 def test_coreml_greedy_matches_torch(exported: tuple[Path, dict], model: OpenELM) -> None:
-    from exporters.lm.coreml_lm import CoreMLLM
+    from profiles.runtimes.coreml_rt import CoreMLRuntime
 
     prompt = torch.randint(0, 256, (1, 6), generator=torch.Generator().manual_seed(1))
     ours = generate(model, prompt, 10).numpy()
-    lm = CoreMLLM(exported[0] / "coreml", "CPU_ONLY")
-    assert np.array_equal(lm.generate(prompt.numpy(), 10), ours)
-    logits, past = lm.step(prompt.numpy(), lm.new_state(), 0)
-    assert past == 6 and np.abs(logits - model(prompt).detach().numpy()).max() < 0.05
+    lm = CoreMLRuntime()
+    lm.load_lm(exported[0], 1, {"compute_units": "CPU_ONLY"})
+    assert np.array_equal(lm.greedy(prompt.numpy(), 10), ours)
+    logits = lm.prefill(prompt.numpy())
+    assert lm._past == 6 and np.abs(logits - model(prompt).detach().numpy()).max() < 0.05
 
 
 @pytest.mark.macos

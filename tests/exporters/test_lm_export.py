@@ -1,4 +1,5 @@
-"""LM exports: ONNX prefill/decode graphs with the cache explicit, and an mlx-lm folder, give torch's greedy tokens."""
+"""LM exports: ONNX prefill/decode graphs with the cache explicit, and an mlx-lm folder, give torch's greedy tokens
+through the runtimes that profile them (profiles.runtimes: `load_lm`, `prefill`, `decode_step`)."""
 
 from __future__ import annotations
 
@@ -23,6 +24,14 @@ def model() -> OpenELM:
     return m
 
 
+def _onnx_lm(folder: Path):
+    from profiles.runtimes.onnxruntime_rt import OnnxRuntime
+
+    rt = OnnxRuntime()
+    rt.load_lm(folder, 2)
+    return rt
+
+
 @pytest.fixture(scope="module")
 def onnx_dir(model: OpenELM, tmp_path_factory: pytest.TempPathFactory) -> Path:
     from exporters.lm.onnx_lm import export_lm_onnx
@@ -43,15 +52,12 @@ def test_onnx_graphs_have_explicit_cache(onnx_dir: Path, model: OpenELM) -> None
 
 
 def test_onnx_greedy_matches_torch(onnx_dir: Path, model: OpenELM) -> None:
-    from exporters.lm.onnx_lm import OnnxLM
-
-    lm = OnnxLM(onnx_dir)
+    lm = _onnx_lm(onnx_dir)
     prompt = torch.randint(0, 256, (2, 6), generator=torch.Generator().manual_seed(1))
     ours = generate(model, prompt, 10).numpy()
     assert len(set(ours.reshape(-1).tolist())) > 2
-    assert np.array_equal(lm.generate(prompt.numpy(), 10), ours)
-    logits, _ = lm.step(prompt.numpy(), np.zeros(2, np.int64), None)
-    assert np.abs(logits - model(prompt).detach().numpy()).max() < 1e-4
+    assert np.array_equal(lm.greedy(prompt.numpy(), 10), ours)
+    assert np.abs(lm.prefill(prompt.numpy()) - model(prompt).detach().numpy()).max() < 1e-4
 
 
 def test_onnx_int4_through_onnxruntime_quantizer(onnx_dir: Path, model: OpenELM, tmp_path: Path) -> None:
@@ -59,7 +65,7 @@ def test_onnx_int4_through_onnxruntime_quantizer(onnx_dir: Path, model: OpenELM,
 
     import onnx
 
-    from exporters.lm.onnx_lm import OnnxLM, quantize_lm_onnx, share_initializers
+    from exporters.lm.onnx_lm import quantize_lm_onnx, share_initializers
 
     q = shutil.copytree(onnx_dir, tmp_path / "q4")
     info = quantize_lm_onnx(q, 4)
@@ -69,37 +75,40 @@ def test_onnx_int4_through_onnxruntime_quantizer(onnx_dir: Path, model: OpenELM,
     assert 4.0 < info["bits_per_weight"] <= 5.5  # 4-bit codes + one fp32 scale per 32 (+ padding of 16-wide rows)
     assert (q / "decode.onnx").stat().st_size < 0.8 * (onnx_dir / "decode.onnx").stat().st_size  # graph overhead dominates
     prompt = np.array([[3, 141, 59, 26, 53]])
-    logits, _ = OnnxLM(q).step(prompt, np.zeros(1, np.int64), None)
+    logits = _onnx_lm(q).prefill(prompt)
     ref = model(torch.from_numpy(prompt)).detach().numpy()
     assert 0 < np.abs(logits - ref).max() < 0.5 * np.abs(ref).max()  # quantized, still close
     before = sum(f.stat().st_size for f in q.iterdir())
     shared = share_initializers(q)  # prefill and decode point at one weights file
     assert shared["referenced_bytes"] > shared["stored_bytes"] > 0
     assert sum(f.stat().st_size for f in q.iterdir()) < before
-    again, _ = OnnxLM(q).step(prompt, np.zeros(1, np.int64), None)
+    again = _onnx_lm(q).prefill(prompt)
     assert np.array_equal(again, logits)
 
 
 @pytest.mark.slow
 def test_onnx_left_padding(onnx_dir: Path, model: OpenELM) -> None:
-    from exporters.lm.onnx_lm import OnnxLM
-
     prompt = torch.tensor([[0, 0, 5, 9, 13], [7, 8, 9, 10, 11]])
     pad = torch.tensor([2, 0])
-    assert np.array_equal(OnnxLM(onnx_dir).generate(prompt.numpy(), 6, pad.numpy()), generate(model, prompt, 6, pad=pad).numpy())
+    assert np.array_equal(_onnx_lm(onnx_dir).greedy(prompt.numpy(), 6, pad=pad.numpy()),
+                          generate(model, prompt, 6, pad=pad).numpy())
 
 
 def test_mlx_lm_loads_and_generates_same_tokens(model: OpenELM, tmp_path: Path) -> None:
     pytest.importorskip("mlx_lm")
-    from exporters.lm.mlx_lm_export import export_mlx_lm, mlx_generate, mlx_logits
+    from exporters.lm.mlx_lm_export import export_mlx_lm, mlx_generate
+    from profiles.runtimes.mlx_rt import MlxRuntime
 
     export_mlx_lm(model, tmp_path / "mlx")
     prompt = [3, 141, 59, 26, 53]
     ours = generate(model, torch.tensor([prompt]), 10)[0].tolist()
     assert len(set(ours)) > 3
-    assert mlx_generate(tmp_path / "mlx", prompt, 10) == ours
+    assert mlx_generate(tmp_path / "mlx", prompt, 10) == ours  # mlx-lm's own generation loop
+    rt = MlxRuntime()
+    rt.load_lm(tmp_path / "mlx", 1)
     x = np.array([prompt])
-    assert np.abs(mlx_logits(tmp_path / "mlx", x) - model(torch.from_numpy(x)).detach().numpy()).max() < 1e-4
+    assert rt.greedy(x, 10)[0].tolist() == ours  # the profiling runtime's prefill + decode steps
+    assert np.abs(rt.prefill(x) - model(torch.from_numpy(x)).detach().numpy()).max() < 1e-4
     info = export_mlx_lm(model, tmp_path / "mlx4", q_bits=4, q_group=32)
     assert info["quantization"]["float_layers"] == ["transformer.layers.0.attn.out_proj"]  # in=16, not /32
     assert info["size_bytes"] < (tmp_path / "mlx" / "model.safetensors").stat().st_size / 2
