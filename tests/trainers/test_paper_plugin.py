@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import textwrap
+from pathlib import Path
 
 import pytest
 import yaml
@@ -14,6 +15,7 @@ import models
 import trainers
 from tests.app.cli_harness import invoke
 
+VIEWS = Path(__file__).resolve().parents[2] / "app" / "dashboard" / "views"
 PLUGIN = '''
 """A toy paper: a tiny ResNet on digits, for the plug-in test."""
 
@@ -49,7 +51,7 @@ def toy_plugin(tmp_path, monkeypatch):
     return pkg
 
 
-def test_plugin_reaches_models_run_and_reproduce(toy_plugin, tmp_path, capsys) -> None:
+def test_plugin_reaches_models_run_reproduce_dashboard_and_report(toy_plugin, tmp_path, capsys) -> None:
     ws = tmp_path / "ws"
     listed = invoke(["models"], capsys)
     assert listed.code == 0 and "toy" in listed.out and "Toy Paper on Plug-ins" in listed.out
@@ -68,3 +70,24 @@ def test_plugin_reaches_models_run_and_reproduce(toy_plugin, tmp_path, capsys) -
 
     again = invoke(["run", "--papers", "toy", "--json", "-w", str(ws)], capsys)
     assert [r["id"] for r in json.loads(again.out)] == [r["id"] for r in rows]  # reused: checkpoint, artifact, record
+
+    # the dashboard's Papers page (same process, so the plug-in path applies) and the device report
+    from streamlit.testing.v1 import AppTest
+
+    monkey = pytest.MonkeyPatch()
+    monkey.setenv("EDGEZOO_WORKSPACE", str(ws))
+    try:
+        at = AppTest.from_file(str(VIEWS / "papers.py"), default_timeout=60).run()
+    finally:
+        monkey.undo()
+    assert not at.exception, [e.value for e in at.exception]
+    page = " ".join(str(m.value) for m in (*at.markdown, *at.header, *at.subheader, *at.caption, *at.code))
+    assert "Toy Paper on Plug-ins" in page and "edgezoo reproduce toy" in page
+
+    from app.workspace import Workspace
+    from profiles.report import write_report
+
+    md = write_report(Workspace.resolve(ws), outs=[tmp_path / "r.md"])[0].read_text()
+    headings = [line for line in md.splitlines() if line.startswith("## ")]
+    assert "## Paper: Toy Paper on Plug-ins" in headings, headings
+    assert "Verdict: pass (quick run" in md
