@@ -112,15 +112,13 @@ def _check_names(jobs: list[Job]) -> None:
 
 def _check_specs(jobs: list[Job]) -> None:
     from exporters.compression.spec import parse_spec
-    from exporters.lm.artifact import check_lm_request
 
+    tasks = {"lm": "lm", "classify": "classification"}
     for job in jobs:
         for fmt, specs in job.exports.items():
             for spec in specs:
-                if job.scenario == "lm":
-                    check_lm_request(fmt, spec)
-                elif job.scenario == "classify":
-                    parse_spec(spec, fmt)
+                if job.scenario in tasks:
+                    parse_spec(spec, fmt, tasks[job.scenario])
 
 
 def recipe_hash(job: Job) -> str:
@@ -213,18 +211,17 @@ def _classify_job(job: Job, ckpt: Path, ws: Workspace, store, plan: RunPlan, log
 
 
 def _lm_job(job: Job, ckpt: Path, ws: Workspace, store, plan: RunPlan, log: Log) -> list[dict[str, Any]]:
-    from exporters.lm.artifact import default_lm_out_dir, export_lm, read_lm_manifest, reusable_lm_export
+    from exporters.artifact import export_checkpoint
+    from exporters.lm.artifact import read_lm_manifest
     from profiles.launcher import MeasurementInterrupted
     from profiles.lm_measure import RUNTIME_OF, lm_request_key, lm_request, measure_lm
 
     rows = []
     for fmt, specs in job.exports.items():
         for spec in specs:
-            out = default_lm_out_dir(ws.artifacts, ckpt, fmt, spec)
             t0 = time.perf_counter()
-            try:
-                if not reusable_lm_export(ckpt, fmt, spec, out):
-                    export_lm(ckpt, fmt, spec, out, force=True)  # the workspace's own folder
+            try:  # the workspace's own folder: reused when up to date, replaced otherwise
+                out = export_checkpoint(ckpt, fmt, spec, workspace=ws.root).path
             except EdgeZooError as e:
                 log(f"failed  export openelm {fmt} {spec}: {e}")
                 rows.append(_store(store, failure_record("export", job.paper, "openelm", fmt, spec, e), None))

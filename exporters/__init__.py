@@ -1,8 +1,8 @@
-"""Exporters: checkpoint -> compressed artifact (ONNX, Core ML, MLX) with a manifest and a verification result."""
+"""Exporters: checkpoint -> compressed artifact (ONNX, Core ML, MLX, torch) with a manifest and a verification result,
+for vision and language models alike; one plug-in per format in exporters/formats.py."""
 
 import warnings
 
 warnings.filterwarnings("ignore", message=".*LeafSpec.*", category=FutureWarning)  # torch.export pytree noise
 
-
-FORMATS = ("onnx", "coreml", "mlx", "torch")  # torch: a safetensors folder for the eager reference runtime
+from exporters.formats import FORMATS  # noqa: E402,F401

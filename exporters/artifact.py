@@ -1,7 +1,10 @@
-"""The export arrow: checkpoint -> compress_ -> format export -> eval data -> verify -> manifest.json.
+"""The export arrow, for vision and language models alike: checkpoint -> torch-level compression -> the format's
+plug-in (exporters/formats.py) -> verify -> manifest.json (one schema; task-specific fields beside the core ones).
 
-An artifact folder holds the model file(s) of one format, `eval.npz` (held-out test inputs, labels and the fp32
-torch reference outputs, so a profiling child needs neither torch nor the training data) and `manifest.json`.
+A classifier's artifact folder holds the model file of one format, `eval.npz` (held-out test inputs, labels and the
+fp32 torch reference outputs, so a profiling child needs neither torch nor the training data) and `manifest.json`.
+A language model's holds one sub-folder (onnx/, mlx/, coreml/ or checkpoint/), `manifest.json` and, for the LM
+profiler and older readers, `lm_manifest.json` (the same manifest, `compression` as the short LM name).
 """
 
 from __future__ import annotations
@@ -21,9 +24,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from exporters import FORMATS
-from exporters.compression import CompressionSpec, compress_, parse_spec
-from exporters.compression.torch_level import compressible_layers, weight_sparsity
+from exporters.compression import CompressionSpec, compress_, lm_name, parse_spec
+from exporters.compression.torch_level import compress_lm_, compressible_layers, weight_sparsity
+from exporters.formats import LM, SUFFIXES, Exporter, task_of
+from exporters.formats import get as get_exporter
 from exporters.output import check_out_dir, publish, resolve_out, staging
 from models import checkpoint
 from models.checkpoint import file_sha256
@@ -34,8 +38,8 @@ from trainers.data import load_dataset
 
 MANIFEST = "manifest.json"
 EVAL_DATA = "eval.npz"
-EXPORTER_VERSION = 2  # 2: FLOP counts in manifests, Core ML stores LCS masks sparse
-MODEL_FILES = {"onnx": "model.onnx", "coreml": "model.mlpackage", "mlx": "model.mlxfn", "torch": "model.safetensors"}
+LM_MANIFEST = "lm_manifest.json"
+EXPORTER_VERSION = 4  # 2: FLOP counts, Core ML stores LCS masks sparse; 4: one manifest schema for vision and LMs
 
 
 @dataclass
@@ -98,12 +102,6 @@ def input_specs(inputs: tuple[torch.Tensor, ...], dynamic_batch: bool) -> list[d
              "dtype": str(t.dtype).removeprefix("torch.")} for i, t in enumerate(inputs)]
 
 
-def _exporter(fmt: str):
-    if fmt not in FORMATS:
-        raise ArtifactError(f"unknown format {fmt!r}", f"use one of: {', '.join(FORMATS)}")
-    return importlib.import_module(f"exporters.{fmt}")
-
-
 @torch.no_grad()
 def write_eval_data(model: nn.Module, card: dict[str, Any], out_dir: Path) -> None:
     """Held-out test split + the outputs of the torch model handed to the exporter (fp32, after torch-level
@@ -113,21 +111,12 @@ def write_eval_data(model: nn.Module, card: dict[str, Any], out_dir: Path) -> No
     np.savez_compressed(out_dir / EVAL_DATA, x=data.test.x, y=data.test.y, reference=ref)
 
 
-_COMPRESSED: dict[tuple[str, str], dict[str, torch.Tensor]] = {}
-
-
-def compressed_model(ckpt_dir: Path, ckpt_hash: str, card: dict[str, Any], spec: CompressionSpec) -> nn.Module:
-    """The checkpoint after torch-level compression. Pruning fine-tunes, so its result is kept per process
-    and shared by every format exported from the same checkpoint and spec."""
+def compressed_model(ckpt_dir: Path, card: dict[str, Any], spec: CompressionSpec) -> nn.Module:
+    """The checkpoint after torch-level compression. Pruning fine-tunes with a fixed seed in every export, so each
+    format exported from one checkpoint and spec starts from the same weights."""
     model = exportable(checkpoint.load(ckpt_dir)[0])
-    if spec.method != "prune":
-        return compress_(model, spec)
-    key = (ckpt_hash, json.dumps(spec.to_dict(), sort_keys=True))
-    if key not in _COMPRESSED:
-        compress_(model, spec, load_dataset(card.get("dataset", "digits")).train)
-        _COMPRESSED[key] = {k: v.clone() for k, v in model.state_dict().items()}
-    model.load_state_dict(_COMPRESSED[key])
-    return model.eval()
+    needs_data = spec.method == "prune" and spec.finetune
+    return compress_(model, spec, load_dataset(card.get("dataset", "digits")).train if needs_data else None)
 
 
 def conversion_summary(err: Exception) -> str:
@@ -138,77 +127,107 @@ def conversion_summary(err: Exception) -> str:
     return f"unsupported op {', '.join(ops)} ({first})" if ops else f"{err.__class__.__name__}: {first}"
 
 
-def default_out_dir(workspace: Path, card: dict[str, Any], ckpt_hash: str, fmt: str, spec: CompressionSpec) -> Path:
+def default_out_dir(workspace: Path, card: dict[str, Any], ckpt_hash: str, fmt: str, spec: CompressionSpec,
+                    ckpt_dir: Path | None = None) -> Path:
+    """One folder per (checkpoint content, format, compression): two checkpoints never share an export. Language
+    models are named by their checkpoint folder (every OpenELM's card says "openelm")."""
+    if task_of(card) == LM:
+        name = Path(ckpt_dir).resolve().name if ckpt_dir is not None else card["model"]
+        return Path(workspace) / "artifacts" / f"{name}-{ckpt_hash[:10]}" / f"lm-{fmt}-{spec.name}"
     return Path(workspace) / "artifacts" / f"{card['model']}-{ckpt_hash[:10]}" / f"{fmt}-{spec.name}"
 
 
 def export_checkpoint(ckpt_dir: Path, fmt: str, spec_text: str = "none", out_dir: Path | None = None,
                       workspace: Path | None = None, force: bool = False) -> Artifact:
-    """Export one checkpoint to one format and compression; reuse an up-to-date artifact unless `force`."""
-    exporter = _exporter(fmt)
-    spec = parse_spec(spec_text, fmt)
+    """Export one checkpoint (classifier or language model, from its card's task) to one format and compression;
+    reuse an up-to-date artifact unless `force`."""
+    exporter = get_exporter(fmt)
     model, card = checkpoint.load(ckpt_dir)
+    task = task_of(card)
+    spec = parse_spec(spec_text, fmt, task)
     ckpt_hash = checkpoint.checkpoint_hash(ckpt_dir)
     named = out_dir is not None  # a folder the user named is replaced only with force; the default one is ours
     if out_dir is None:
         out_dir = default_out_dir(workspace or Path(os.environ.get("EDGEZOO_WORKSPACE", "edgezoo-workspace")),
-                                  card, ckpt_hash, fmt, spec)
+                                  card, ckpt_hash, fmt, spec, ckpt_dir)
     out_dir = resolve_out(out_dir)
     cache_key = {"checkpoint_sha256": ckpt_hash, "format": fmt, "compression": spec.to_dict(),
-                 "exporter_version": EXPORTER_VERSION}
+                 "exporter_version": EXPORTER_VERSION, "task": task}
     if not force and (existing := _reusable(out_dir, cache_key)) is not None:
         return existing
     may_replace = force or not named
     check_out_dir(out_dir, may_replace)
     with staging(out_dir) as tmp:
-        manifest = _export_into(tmp, exporter, model, card, ckpt_dir, ckpt_hash, fmt, spec, cache_key)
+        build = _export_lm_into if task == LM else _export_into
+        manifest = {**cache_key, "model": card["model"], "paper": card.get("paper"), "compression_name": spec.name,
+                    "checkpoint": str(Path(ckpt_dir).resolve()), "model_file": exporter.artifact_file(task)}
+        t0 = time.perf_counter()
+        build(tmp, exporter, model, card, ckpt_dir, spec, manifest, t0)
+        write_manifest(tmp, manifest)
         publish(tmp, out_dir, may_replace)
     return Artifact(out_dir, manifest)
 
 
-def _export_into(tmp: Path, exporter, model: nn.Module, card: dict[str, Any], ckpt_dir: Path, ckpt_hash: str,
-                 fmt: str, spec: CompressionSpec, cache_key: dict[str, Any]) -> dict[str, Any]:
-    """Compress, convert, verify and write the manifest into the staging folder `tmp`."""
+def _convert(exporter: Exporter, model_card: dict[str, Any], *args: Any, **kwargs: Any) -> dict[str, Any]:
+    try:
+        return exporter.export(*args, **kwargs)
+    except ConversionError:
+        raise
+    except Exception as e:  # converters raise anything: name the op when the message does
+        raise ConversionError(f"{exporter.name} conversion of {model_card['model']} failed: {conversion_summary(e)}",
+                              "try another format or compression, or replace the unsupported op in the model") from None
+
+
+def _finish(tmp: Path, manifest: dict[str, Any], t0: float, bits_per_weight: float | None,
+            details: dict[str, Any]) -> None:
+    """The core fields every manifest has, counted from the files in the staging folder `tmp`."""
+    model_file = tmp / manifest["model_file"]
+    manifest.update(size_bytes=path_size(model_file), sha256=dir_sha256(model_file), bits_per_weight=bits_per_weight,
+                    export_seconds=time.perf_counter() - t0, export_details=details, tool_versions=tool_versions(),
+                    git_commit=git_commit(), created=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+
+
+def _export_into(tmp: Path, exporter: Exporter, model: nn.Module, card: dict[str, Any], ckpt_dir: Path,
+                 spec: CompressionSpec, manifest: dict[str, Any], t0: float) -> None:
+    """Classifiers: compress, convert, write eval data and verify into the staging folder `tmp`."""
     reference = exportable(model)
     n_weights = weight_count(reference)
-    compressed = compressed_model(ckpt_dir, ckpt_hash, card, spec)
+    compressed = compressed_model(ckpt_dir, card, spec)
     inputs = example_inputs(compressed, 1)
     cost = try_model_cost(compressed, inputs)  # FLOPs + fp32 activation bytes at batch 1, before any exporter casts
     write_eval_data(compressed, card, tmp)  # before export: some exporters cast the model in place
     t0 = time.perf_counter()
-    try:
-        info = exporter.export(compressed, inputs, tmp, spec)
-    except ConversionError:
-        raise
-    except Exception as e:  # converters raise anything: name the op when the message does
-        raise ConversionError(f"{fmt} conversion of {card['model']} failed: {conversion_summary(e)}",
-                              "try another format or compression, or replace the unsupported op in the model") from None
-    export_seconds = time.perf_counter() - t0
-    model_file = tmp / MODEL_FILES[fmt]
-    manifest = {
-        **cache_key,
-        "model": card["model"], "model_args": card["args"], "paper": card.get("paper"), "task": card.get("task"),
-        "checkpoint": str(Path(ckpt_dir).resolve()),
-        "compression_name": spec.name,
-        "model_file": MODEL_FILES[fmt],
-        "inputs": input_specs(inputs, dynamic_batch=info.get("dynamic_batch", False)),
-        "outputs": [{"name": "logits", "shape": [None, card["args"].get("num_classes", 10)]}],
-        "size_bytes": path_size(model_file),
-        "sha256": dir_sha256(model_file),
-        "n_weights": n_weights,
-        "weight_bytes": info["weight_bytes"],
-        "bits_per_weight": 8.0 * info["weight_bytes"] / n_weights,
-        "sparsity": weight_sparsity(compressed),
-        "cost": cost,
-        "export_seconds": export_seconds,
-        "export_details": {k: v for k, v in info.items() if k not in ("weight_bytes",)},
-        "tool_versions": tool_versions(),
-        "git_commit": git_commit(),
-        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-    }
+    info = _convert(exporter, card, compressed, tmp, spec, inputs=inputs)
+    _finish(tmp, manifest, t0, 8.0 * info["weight_bytes"] / n_weights,
+            {k: v for k, v in info.items() if k not in ("weight_bytes",)})
+    manifest.update(model_args=card["args"], n_weights=n_weights, weight_bytes=info["weight_bytes"], cost=cost,
+                    inputs=input_specs(inputs, dynamic_batch=info.get("dynamic_batch", False)),
+                    outputs=[{"name": "logits", "shape": [None, card["args"].get("num_classes", 10)]}],
+                    sparsity=weight_sparsity(compressed))
     manifest["verification"] = exporter.verify(reference, Artifact(tmp, manifest))
-    (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True, default=str))
-    return manifest
+
+
+def _export_lm_into(tmp: Path, exporter: Exporter, model: nn.Module, card: dict[str, Any], ckpt_dir: Path,
+                    spec: CompressionSpec, manifest: dict[str, Any], t0: float) -> None:
+    """Language models: torch-level compression unless the format's own library quantizes (onnxruntime, mlx-lm,
+    coremltools for int8/int4), then the format's plug-in. SeedLM and torch RTN are stored as reconstructed dense
+    weights; bits_per_weight is then the packed count, as `weights_note` says."""
+    info = {"bits_per_weight": None} if spec.method in exporter.native_lm else compress_lm_(model, spec)
+    details = _convert(exporter, card, model, tmp, spec, task=LM, card=card)
+    verification = details.pop("verification", None)
+    bits = details.pop("bits_per_weight", None) or info.pop("bits_per_weight")
+    info.pop("bits_per_weight", None)
+    _finish(tmp, manifest, t0, bits, details)
+    manifest.update(model_args=card["args"], vocab_size=model.args.vocab_size, **info)
+    manifest["verification"] = verification or exporter.verify(model, Artifact(tmp, manifest), LM)
+
+
+def write_manifest(folder: Path, manifest: dict[str, Any]) -> None:
+    (folder / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True, default=str))
+    if manifest.get("task") == LM:  # what the LM profiler reads; `compression` as the short LM name
+        spec = CompressionSpec.from_dict(manifest["compression"])
+        legacy = {**manifest, "compression": lm_name(spec), "export": manifest["export_details"]}
+        (folder / LM_MANIFEST).write_text(json.dumps(legacy, indent=2, sort_keys=True, default=str))
 
 
 def _reusable(out_dir: Path, cache_key: dict[str, Any]) -> Artifact | None:
@@ -232,6 +251,8 @@ def load_artifact(path: Path) -> Artifact:
         raise ArtifactError(f"artifact {path} does not exist", "pass a folder made by `exporters` or an .onnx/.mlpackage/.mlxfn file")
     is_folder = path.is_dir() and path.suffix != ".mlpackage"
     folder = path if is_folder else path.parent
+    if is_folder and (folder / LM_MANIFEST).is_file():
+        raise ArtifactError(f"{path} is a language-model artifact", "profile it with `edgezoo lm profile`")
     mf = folder / MANIFEST
     if not mf.exists():
         if is_folder:
@@ -262,7 +283,7 @@ def check_integrity(artifact: Artifact) -> None:
 def foreign_artifact(path: Path) -> Artifact:
     """An ONNX / Core ML / MLX file EdgeZoo did not produce: inputs come from the file's own declared specs."""
     suffix = path.suffix.lower()
-    fmt = {".onnx": "onnx", ".mlpackage": "coreml", ".mlmodel": "coreml", ".mlxfn": "mlx"}.get(suffix)
+    fmt = SUFFIXES.get(suffix)
     if fmt is None:
         raise ArtifactError(f"{path} is not an artifact folder or a .onnx/.mlpackage/.mlxfn file",
                             "pass an artifact folder made by `exporters`, or a model file with one of those suffixes")

@@ -25,8 +25,9 @@ import numpy as np
 import torch
 from torch import fx, nn
 
-from exporters.artifact import EVAL_DATA, MODEL_FILES, input_specs
+from exporters.artifact import EVAL_DATA, input_specs
 from exporters.compression.spec import CompressionSpec
+from exporters.formats import MODEL_FILES
 from exporters.mlx_ops import CONV_OPS, OPS, V, op_key, schema_args, torch_layout, unsupported
 from exporters.mlx_weights import GROUP_SIZES, MIN_SAVING_BYTES, WeightStore, stored_layout  # noqa: F401 (GROUP_SIZES: tests)
 from exporters.verify import numeric_parity

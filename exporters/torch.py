@@ -33,3 +33,19 @@ def verify(model: nn.Module, artifact) -> dict[str, Any]:
     data = np.load(artifact.path / "eval.npz")
     out = loaded.eval()(torch.from_numpy(data["x"])).numpy()
     return {"kind": "numeric", "runtime": "torch", **numeric_parity(out, data["reference"])}
+
+
+def lm_export(model: nn.Module, out_dir: Path, spec: CompressionSpec, card: dict[str, Any]) -> dict[str, Any]:
+    """Language models: out_dir/checkpoint/, an EdgeZoo checkpoint of the (torch-level compressed) model."""
+    meta = {k: v for k, v in card.items() if k not in ("model", "args", "paper", "task", "weights_sha256")}
+    checkpoint.save(model, Path(out_dir) / "checkpoint", meta)
+    return {"tool": "safetensors"}
+
+
+@torch.no_grad()
+def lm_verify(model: nn.Module, artifact) -> dict[str, Any]:
+    """The saved checkpoint reloaded gives the exported model's logits on a few tokens."""
+    loaded, _ = checkpoint.load(artifact.path / "checkpoint")
+    ids = (torch.arange(16) % model.args.vocab_size)[None]
+    out, ref = loaded.eval()(ids)[0], model.eval()(ids)[0]
+    return {"kind": "numeric", "runtime": "torch", **numeric_parity(out.float().numpy(), ref.float().numpy())}

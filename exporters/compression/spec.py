@@ -1,6 +1,8 @@
 """Compression specs: `none`, `fp16`, `int8`, `int4[:block=32]`, `prune[:sparsity=0.5]` (alias prune50),
 `palettize[:bits=4]` (alias palette4, Core ML only), `lcs[:alpha=1.0]` (bake an LCS / subspace checkpoint at alpha). prune50 = prune:sparsity=0.5 with 2 epochs of masked fine-tuning;
-`prune:sparsity=0.5,finetune=0` is pure post-training pruning. Plain data, JSON round-trip, unknown keys rejected."""
+`prune:sparsity=0.5,finetune=0` is pure post-training pruning. Plain data, JSON round-trip, unknown keys rejected.
+Language models take none, int8 and int4 (group-32 RTN: `int8` means int8:block=32 there) and seedlm3/seedlm4;
+which methods a format supports per task comes from the exporter registry (exporters/formats.py)."""
 
 from __future__ import annotations
 
@@ -8,18 +10,17 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
+from exporters.formats import CLASSIFICATION, EXPORTERS, LM, LM_METHODS, TASKS
 from models.errors import CompressionSpecError
 
 SPEC_VERSION = 1
 METHODS = ("none", "fp16", "int8", "int4", "prune", "palettize", "lcs", "seedlm")
-ALIASES = {"fp32": "none", "prune50": "prune:sparsity=0.5", "palette4": "palettize:bits=4", "int4-b32": "int4:block=32"}
-SUPPORTED = {
-    "onnx": {"none", "fp16", "int8", "int4", "prune", "lcs"},
-    "mlx": {"none", "fp16", "int8", "int4", "prune", "lcs"},
-    "coreml": {"none", "fp16", "int8", "int4", "prune", "palettize", "lcs"},
-    "torch": {"none", "fp16", "prune", "lcs"},  # safetensors: fp16 stored as half
-}  # seedlm is a language-model method: the LM exporters (exporters/lm/) apply it, not export_checkpoint
+ALIASES = {"fp32": "none", "prune50": "prune:sparsity=0.5", "palette4": "palettize:bits=4", "int4-b32": "int4:block=32",
+           "seedlm3": "seedlm:bits=3", "seedlm4": "seedlm:bits=4"}
+SUPPORTED = {(e.name, task): e.supports(task) for e in EXPORTERS for task in TASKS}  # (format, task) -> methods
 DEFAULT_SPECS = ("none", "fp16", "int8", "int4", "prune50")
+LM_SPECS = ("none", "int8", "int4", "seedlm3", "seedlm4")  # what language models export with (group 32)
+LM_BLOCK = 32
 
 
 @dataclass(frozen=True)
@@ -69,14 +70,16 @@ _DEFAULTS = {
 _OPTIONS = {"none": set(), "fp16": set(), "int8": {"block"}, "int4": {"block"}, "prune": {"sparsity", "finetune"}, "palettize": {"bits"}, "lcs": {"alpha"}, "seedlm": {"bits"}}
 
 
-def parse_spec(text: str, fmt: str | None = None) -> CompressionSpec:
-    """Parse `method[:key=value,...]`; with `fmt`, also check the format supports it."""
+def parse_spec(text: str, fmt: str | None = None, task: str = CLASSIFICATION) -> CompressionSpec:
+    """Parse `method[:key=value,...]` for a task (classification | lm); with `fmt`, also check the format supports it."""
+    if task not in TASKS:
+        raise CompressionSpecError(f"unknown task {task!r}", f"use one of: {', '.join(TASKS)}")
     raw = ALIASES.get(text.strip(), text.strip())
     method, _, opts = raw.partition(":")
     if method not in METHODS:
         raise CompressionSpecError(f"unknown compression spec {text!r}",
                                    f"use one of: {', '.join(METHODS)} (aliases: {', '.join(ALIASES)})")
-    values: dict[str, Any] = dict(_DEFAULTS[method])
+    values: dict[str, Any] = dict(_DEFAULTS[method], **(dict(block=LM_BLOCK) if task == LM and method == "int8" else {}))
     for item in filter(None, opts.split(",")):
         key, sep, value = item.partition("=")
         if not sep or key not in _OPTIONS[method]:
@@ -88,10 +91,19 @@ def parse_spec(text: str, fmt: str | None = None) -> CompressionSpec:
             raise CompressionSpecError(f"option {key}={value!r} in {text!r} is not a number", "give a number") from None
     spec = CompressionSpec(method=method, **values)
     _check_ranges(spec, text)
-    if fmt is not None and spec.method not in SUPPORTED.get(fmt, set()):
-        raise CompressionSpecError(f"compression {spec.name} is not available for {fmt}",
-                                   f"{fmt} supports: {', '.join(sorted(SUPPORTED.get(fmt, set())))}")
+    if task == LM and (spec.method not in LM_METHODS or spec.method.startswith("int") and spec.block != LM_BLOCK):
+        raise CompressionSpecError(f"compression {text!r} is not available for language models",
+                                   f"use one of: {', '.join(LM_SPECS)}")
+    if fmt is not None and spec.method not in SUPPORTED.get((fmt, task), set()):
+        kind = "language models" if task == LM else "classifiers"
+        raise CompressionSpecError(f"compression {spec.name} is not available for {fmt} ({kind})",
+                                   f"{fmt} supports: {', '.join(sorted(SUPPORTED.get((fmt, task), set())))}")
     return spec
+
+
+def lm_name(spec: CompressionSpec) -> str:
+    """The short LM name (none | int8 | int4 | seedlm3 | seedlm4) that LM records and tables use."""
+    return spec.method if spec.method in ("int8", "int4") else spec.name
 
 
 def _check_ranges(spec: CompressionSpec, text: str) -> None:

@@ -64,3 +64,21 @@ def weight_sparsity(model: nn.Module) -> float:
         total += m.weight.numel()
         zeros += int((m.weight == 0).sum())
     return zeros / max(total, 1)
+
+
+def compress_lm_(model: nn.Module, spec: CompressionSpec) -> dict[str, Any]:
+    """The torch-level LM compressions, in place on the block linears: group-wise RTN (int8/int4) or SeedLM,
+    stored as reconstructed dense weights (no runtime has a seed op). Returns the packed bits/weight and bytes."""
+    from exporters.compression.rtn_groups import rtn_
+    from exporters.compression.seedlm import compress_seedlm_, default_cache_dir
+
+    if spec.method == "none":
+        return {"bits_per_weight": 32.0}
+    if spec.method == "seedlm":
+        rep = compress_seedlm_(model, spec.bits, cache_dir=default_cache_dir(), reconstructed=True)
+    elif spec.method in ("int8", "int4"):
+        rep = rtn_(model, spec.bits, spec.block, symmetric=True)
+    else:
+        raise ValueError(f"{spec.name} is not a language-model compression")
+    return {"bits_per_weight": rep["bits_per_weight"], "packed_weight_bytes": rep["size_bytes"],
+            "weights_note": "reconstructed dense weights (compressed tensors' packed size in packed_weight_bytes)"}

@@ -274,3 +274,17 @@ def verify_lm(model: OpenELM, folder: Path, quantize: str | None) -> dict[str, A
     greedy = bool(np.array_equal(lm.greedy(prompt, 8), ours))
     return {**result, **numeric, "greedy_match": greedy, "kind": "numeric+structural", "runtime": "coreml CPU_ONLY",
             "ok": result["ok"] and numeric["ok"], "structural_ok": result["ok"]}
+
+
+def lm_export(model: OpenELM, out_dir: Path, spec, card: dict[str, Any]) -> dict[str, Any]:
+    """The Core ML plug-in for language models: out_dir/coreml/, one stateful program; int8/int4 through
+    coremltools' linear_quantize_weights. Verified while exported (the details carry `verification`)."""
+    details = export_coreml_lm(model, Path(out_dir) / "coreml",
+                               quantize=spec.method if spec.method in QUANT_SPECS else None)
+    if details["quantization"] is None:
+        details.pop("bits_per_weight")  # fp32 package: the torch-level compression's count stands
+    return details
+
+
+def lm_verify(model: OpenELM, artifact) -> dict[str, Any]:
+    return verify_lm(model, artifact.path / "coreml", artifact.manifest["export_details"].get("quantization"))

@@ -100,3 +100,17 @@ def mlx_generate(folder: Path, prompt: list[int], max_new_tokens: int) -> list[i
     for tok, _ in gen.generate_step(mx.array(np.asarray(prompt, dtype=np.int32)), model, max_tokens=max_new_tokens):
         out.append(int(tok))
     return out
+
+
+def lm_export(model: OpenELM, out_dir: Path, spec, card: dict[str, Any]) -> dict[str, Any]:
+    """The MLX plug-in for language models: out_dir/mlx/, an mlx-lm model folder; int8/int4 through mlx-lm's
+    nn.quantize (bits per weight counted from the saved file)."""
+    native = spec.method in ("int8", "int4")
+    info = export_mlx_lm(model, Path(out_dir) / "mlx", q_bits=spec.bits if native else None, q_group=spec.block or 32)
+    return {"bits_per_weight": info["quantization"]["bits_per_weight"], **info} if native else info
+
+
+def lm_verify(model: OpenELM, artifact) -> dict[str, Any]:
+    from exporters.verify import not_verified
+
+    return not_verified("measured when profiled: bits per byte of held-out text through mlx-lm")
