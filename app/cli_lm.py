@@ -111,7 +111,7 @@ def import_cmd(folder: Path = typer.Argument(..., help="upstream folder: config.
     """Import an upstream OpenELM checkpoint (e.g. a local apple/OpenELM-270M folder) into the zoo; never downloads."""
     from models import checkpoint
     from models.checkpoint import file_sha256
-    from models.openelm import load_upstream
+    from models.openelm_upstream import load_upstream
 
     folder = Path(folder)
     try:
@@ -206,7 +206,9 @@ def gen(ckpt: Path = typer.Argument(..., help="LM checkpoint folder (byte vocabu
     import torch
 
     from models import checkpoint
-    from models.openelm import byte_prompt, check_temperature, generate
+    from models.generation.generate import generate
+    from models.generation.prompt import byte_prompt
+    from models.generation.sampling import check_temperature
     from trainers.text import decode
 
     try:

@@ -93,7 +93,8 @@ def generate(ckpt: Path = typer.Argument(..., help="LM checkpoint folder (byte v
     import torch
 
     from models.checkpoint import load_lm
-    from models.openelm import byte_prompt, check_temperature
+    from models.generation.prompt import byte_prompt
+    from models.generation.sampling import check_temperature
     from models.speculative import QuantSpecDecoder
 
     old = torch.get_num_threads()

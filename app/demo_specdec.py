@@ -144,7 +144,7 @@ def _number(value: Any, name: str, lo: float, hi: float, integer: bool) -> float
 def parse_request(prompt: str | None, checkpoint: str | None, gamma: Any, max_new_tokens: Any, temperature: Any,
                   top_k: Any, top_p: Any, seed: Any) -> Request:
     """Validate the form; every problem is an EdgeZooError shown in the page."""
-    from models.openelm import check_temperature
+    from models.generation.sampling import check_temperature
     from trainers.text import encode
 
     if not checkpoint:
@@ -166,7 +166,7 @@ def parse_request(prompt: str | None, checkpoint: str | None, gamma: Any, max_ne
 def check_fits(req: Request, args: Any, tokenizer: str | None) -> None:
     """The request against the model, before any tensor is built: a byte vocabulary, and prompt bytes + new tokens
     within the model's context (a 100 KB prompt once asked the engine for 40 GB)."""
-    from models.openelm import check_context, require_byte_vocab
+    from models.generation.prompt import check_context, require_byte_vocab
 
     require_byte_vocab(args, tokenizer)
     check_context(args, len(req.prompt), req.max_new_tokens)

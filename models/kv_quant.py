@@ -23,9 +23,9 @@ from dataclasses import dataclass
 import torch
 
 from models.errors import EdgeZooError
+from models.generation.cache import KVCache
 from models.layers.quant import decode, encode, group_scales
 
-KVCache = list[tuple[torch.Tensor, torch.Tensor]]
 SCALE_DTYPE = torch.float16
 LOWER_STEPS = 16  # s_L = s_U / 16
 
@@ -183,7 +183,8 @@ class LayerKV:
 
 class HierarchicalKVCache:
     """Per-layer `LayerKV`s (KV heads may differ per layer) used through `OpenELM.forward_cached`:
-    pass `view(bits)` as the cache, then `append(new_cache, n)` takes the last n K/V entries it returns."""
+    pass `view(bits)` as the cache, then `append(new_cache, n)` takes the last n K/V entries it returns.
+    Implements `models.generation.cache.Cache` (its plain `view()` is the verifier's x8 view)."""
 
     def __init__(self, n_layers: int, group: int = 32, residual: int = 32) -> None:
         if group < 2 or group % 2 or residual % group:
@@ -207,7 +208,7 @@ class HierarchicalKVCache:
         """Entries that can still be appended before the next flush would trigger (2R - buffer)."""
         return 2 * self.residual - self.buffer_len
 
-    def view(self, bits: int) -> KVCache | None:
+    def view(self, bits: int = 8) -> KVCache | None:
         views = [layer.view(bits) for layer in self.layers]
         return None if views[0] is None else views
 

@@ -6,14 +6,15 @@ no biases. Attribute names match the upstream checkpoints (`transformer.layers.N
 
 Differences from the HF reference (card pitfalls 4-5): the cache holds *rotated* keys, positions come from an
 explicit per-sequence left-pad count, and masks are built from lengths (no 2048x2048 buffer).
+
+Architecture only: sampling and generation live in `models/generation/`, upstream checkpoint folders in
+`models/openelm_upstream.py`.
 """
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
@@ -21,6 +22,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from models.generation.cache import KVCache
 from models.registry import PaperCard, register
 
 CARD = PaperCard(
@@ -30,7 +32,6 @@ CARD = PaperCard(
     key="openelm",
 )
 MASK_VALUE = -3.0e4  # finite: fully masked rows (left padding) stay NaN-free, and fp16 does not overflow
-KVCache = list[tuple[torch.Tensor, torch.Tensor]]  # per layer (k, v): (B, n_kv_i, L, d_head), keys rotated
 
 
 def make_divisible(v: float, divisor: int) -> int:
@@ -251,264 +252,13 @@ def param_count(args: ModelArgs) -> int:
     return total
 
 
-# --------------------------------------------------------------------------- generation
+# Moved names still importable from here until their last importers switch (models.generation, openelm_upstream).
+_MOVED = {"generate": "models.generation.generate", "save_upstream": "models.openelm_upstream"}
 
 
-def filtered_probs(logits: torch.Tensor, temperature: float, top_k: int, top_p: float) -> torch.Tensor:
-    """The sampling distribution (..., V) in fp32 after temperature, top-k and top-p; temperature <= 0 gives a one-hot
-    argmax. Generation and the speculative decoder's acceptance rule both use it."""
-    logits = logits.float()
-    if temperature <= 0:
-        return F.one_hot(logits.argmax(-1), logits.shape[-1]).float()
-    logits = logits / temperature
-    if top_k > 0:
-        kth = logits.topk(min(top_k, logits.shape[-1]), -1).values[..., -1:]
-        logits = logits.masked_fill(logits < kth, float("-inf"))
-    if top_p < 1.0:
-        srt, idx = logits.sort(-1, descending=True)
-        drop = srt.softmax(-1).cumsum(-1) - srt.softmax(-1) > top_p  # keep the smallest prefix reaching top_p
-        logits = logits.scatter(-1, idx, srt.masked_fill(drop, float("-inf")))
-    return logits.softmax(-1)
+def __getattr__(name: str) -> Any:
+    if name in _MOVED:
+        import importlib
 
-
-def _sample(logits: torch.Tensor, temperature: float, top_k: int, top_p: float, gen: torch.Generator | None) -> torch.Tensor:
-    """logits (B, V) -> next ids (B,). temperature 0 = greedy."""
-    if temperature <= 0:
-        return logits.argmax(-1)
-    return torch.multinomial(filtered_probs(logits, temperature, top_k, top_p), 1, generator=gen)[:, 0]
-
-
-@torch.no_grad()
-def generate(model: OpenELM, prompt: torch.Tensor, max_new_tokens: int, temperature: float = 0.0, top_k: int = 0,
-             top_p: float = 1.0, seed: int | None = None, pad: torch.Tensor | None = None) -> torch.Tensor:
-    """KV-cached generation. prompt (B, T) (left-padded when `pad` is given) -> new tokens (B, max_new_tokens)."""
-    gen = torch.Generator().manual_seed(seed) if seed is not None else None
-    logits, cache = model.forward_cached(prompt, None, pad)
-    out = []
-    for _ in range(max_new_tokens):
-        nxt = _sample(logits[:, -1], temperature, top_k, top_p, gen)
-        out.append(nxt)
-        logits, cache = model.forward_cached(nxt[:, None], cache, pad)
-    return torch.stack(out, 1)
-
-
-def require_byte_vocab(args: ModelArgs, tokenizer: str | None = None) -> None:
-    """Text in and out of EdgeZoo goes through the byte tokenizer (ids 0..255): only a 256-token vocabulary fits it.
-    An imported upstream OpenELM (Llama-2 tokenizer, 32,000 tokens) does not."""
-    from models.errors import EdgeZooError
-
-    if args.vocab_size != 256:
-        raise EdgeZooError(f"the model has a {args.vocab_size:,}-token vocabulary (tokenizer: "
-                           f"{tokenizer or 'not bytes'}), and the byte tokenizer cannot encode for it",
-                           "use a byte-level LM (vocabulary 256) made by `edgezoo lm train`; an upstream model needs "
-                           "its own tokenizer, which EdgeZoo does not bundle")
-
-
-def check_context(args: ModelArgs, prompt_len: int, new_tokens: int = 0) -> None:
-    """A prompt of `prompt_len` bytes followed by `new_tokens` generated ones must fit the model's context."""
-    from models.errors import EdgeZooError
-
-    room = args.max_context_length
-    if prompt_len < 1:
-        raise EdgeZooError("the prompt is empty", "give at least one character of prompt")
-    if prompt_len + new_tokens > room:
-        ways = ([f"shorten the prompt to at most {room - new_tokens:,} bytes"] if new_tokens < room else []) + (
-            [f"ask for at most {room - prompt_len:,} new tokens"] if new_tokens and prompt_len < room else [])
-        fix = " or ".join(ways) or f"shorten the prompt and ask for fewer than {room:,} new tokens"
-        plus = f" plus {new_tokens:,} new tokens" if new_tokens else ""
-        raise EdgeZooError(f"a {prompt_len:,}-byte prompt{plus} exceeds the model's context of "
-                           f"{room:,} tokens", fix)
-
-
-MIN_TEMPERATURE = 1e-3  # a smaller positive temperature overflows logits / T in fp32: use 0 (greedy) instead
-
-
-def check_temperature(temperature: float) -> None:
-    """0 means greedy; a positive temperature must be large enough that logits / T stay finite."""
-    from models.errors import EdgeZooError
-
-    if not math.isfinite(temperature) or temperature < 0 or 0 < temperature < MIN_TEMPERATURE:
-        raise EdgeZooError(f"temperature {temperature:g} cannot be sampled from",
-                           f"use 0 for greedy decoding or a temperature of at least {MIN_TEMPERATURE:g}")
-
-
-def byte_prompt(args: ModelArgs, text: str, new_tokens: int, tokenizer: str | None = None) -> list[int]:
-    """`text` as byte ids for a generation of `new_tokens`, after every check that needs no tensor: a byte vocabulary,
-    encodable text (argv bytes that are not UTF-8 come back as they were typed), the model's context."""
-    from models.errors import EdgeZooError
-
-    require_byte_vocab(args, tokenizer)
-    try:
-        ids = list(text.encode("utf-8", "surrogateescape"))
-    except UnicodeEncodeError as e:
-        raise EdgeZooError(f"the prompt cannot be encoded as UTF-8 ({e.reason} at character {e.start})",
-                           "pass plain text") from None
-    check_context(args, len(ids), new_tokens)
-    return ids
-
-
-# --------------------------------------------------------------------------- upstream folders
-
-
-def sanitize(state: dict[str, torch.Tensor], args: ModelArgs) -> dict[str, torch.Tensor]:
-    """Upstream HF/MLX state dict -> ours: drop a tied `lm_head`, strip rotary buffers, slice a padded
-    training vocabulary (32,128 -> 32,000; pitfall 7)."""
-    out = {}
-    for k, v in state.items():
-        if k.startswith("lm_head.") or "pos_embedding" in k or k.endswith("causal_mask"):
-            continue
-        if k == "transformer.token_embeddings.weight":
-            v = v[: args.vocab_size]
-        out[k] = v
-    return out
-
-
-def upstream_config(args: ModelArgs) -> dict[str, Any]:
-    """config.json in the HF / mlx-lm layout (per-layer lists expanded, as the released configs store them)."""
-    return {
-        "model_type": "openelm", "architectures": ["OpenELMForCausalLM"], "vocab_size": args.vocab_size,
-        "model_dim": args.model_dim, "num_transformer_layers": args.num_transformer_layers, "head_dim": args.head_dim,
-        "num_gqa_groups": args.num_gqa_groups, "num_query_heads": args.query_heads(), "num_kv_heads": args.kv_heads(),
-        "qkv_multipliers": list(args.qkv_multipliers),
-        "ffn_multipliers": _per_layer(args.ffn_multipliers, args.num_transformer_layers),
-        "ffn_dim_divisor": args.ffn_dim_divisor, "ffn_with_glu": True, "normalize_qk_projections": True,
-        "share_input_output_layers": True, "rope_freq_constant": args.rope_freq_constant,
-        "rope_max_length": 4096, "max_context_length": args.max_context_length, "rms_norm_eps": args.norm_eps,
-        "activation_fn_name": "swish", "normalization_layer_name": "rms_norm",
-        "bos_token_id": args.bos_token_id, "eos_token_id": args.eos_token_id, "torch_dtype": "float32",
-    }
-
-
-def args_from_upstream(cfg: dict[str, Any]) -> ModelArgs:
-    n = int(cfg["num_transformer_layers"])
-    if not cfg.get("share_input_output_layers", True) or not cfg.get("ffn_with_glu", True):
-        raise ValueError("only tied-embedding, GLU OpenELM configs are supported")
-    heads = cfg.get("num_query_heads")
-    return ModelArgs(
-        vocab_size=int(cfg["vocab_size"]), model_dim=int(cfg["model_dim"]), num_transformer_layers=n,
-        head_dim=int(cfg["head_dim"]), num_gqa_groups=int(cfg.get("num_gqa_groups", 1)),
-        qkv_multipliers=tuple(cfg.get("qkv_multipliers", (0.5, 1.0))),
-        ffn_multipliers=tuple(_per_layer(cfg["ffn_multipliers"], n)), ffn_dim_divisor=int(cfg["ffn_dim_divisor"]),
-        max_context_length=int(cfg.get("max_context_length", 2048)),
-        rope_freq_constant=int(cfg.get("rope_freq_constant", 10000)), norm_eps=float(cfg.get("rms_norm_eps", 1e-6)),
-        num_query_heads=tuple(int(h) for h in heads) if heads else None,
-        bos_token_id=int(cfg.get("bos_token_id", 1)), eos_token_id=int(cfg.get("eos_token_id", 2)),
-    )
-
-
-def save_upstream(model: OpenELM, folder: Path) -> Path:
-    """Write config.json + model.safetensors with upstream names (what HF and mlx-lm read)."""
-    from safetensors.torch import save_file
-
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "config.json").write_text(json.dumps(upstream_config(model.args), indent=2))
-    state = {k: v.detach().contiguous().clone() for k, v in model.state_dict().items()}
-    save_file(state, str(folder / "model.safetensors"), metadata={"format": "pt"})
-    return folder
-
-
-UPSTREAM_FIX = "point at a folder with the Hugging Face OpenELM layout: config.json + *.safetensors (no pickles)"
-_POSITIVE = ("vocab_size", "model_dim", "num_transformer_layers", "head_dim", "num_gqa_groups", "ffn_dim_divisor",
-             "max_context_length")
-
-
-def _upstream_args(cfg: Any, path: Path) -> ModelArgs:
-    """ModelArgs from an upstream config.json, refusing other architectures and sizes that cannot build a model."""
-    from models.errors import CheckpointError
-
-    if not isinstance(cfg, dict):
-        raise CheckpointError(f"{path} is not a JSON object", UPSTREAM_FIX)
-    kind = cfg.get("model_type", "openelm")
-    if kind != "openelm":
-        raise CheckpointError(f"{path} describes a model_type {kind!r} model, not 'openelm'",
-                              "import an apple/OpenELM-* folder; other architectures are not supported")
-    try:
-        args = args_from_upstream(cfg)
-    except KeyError as e:
-        raise CheckpointError(f"{path} lacks the key {e}", UPSTREAM_FIX) from None
-    except (ValueError, TypeError) as e:
-        raise CheckpointError(f"{path} has an unusable value ({e})", UPSTREAM_FIX) from None
-    bad = unbuildable(args)
-    if bad:
-        raise CheckpointError(f"{path} gives sizes no OpenELM can have: {bad}",
-                              "use the config.json that came with the weights")
-    return args
-
-
-def unbuildable(args: ModelArgs) -> str:
-    """Why `args` cannot build a model (non-positive or non-integer sizes, heads that do not split into KV groups),
-    or "" when they can."""
-    bad = [f"{f}={getattr(args, f)!r}" for f in _POSITIVE
-           if not isinstance(getattr(args, f), int) or isinstance(getattr(args, f), bool) or getattr(args, f) < 1]
-    if bad:
-        return ", ".join(bad)
-    try:
-        heads, ffn = args.query_heads(), args.ffn_dims()
-    except (TypeError, ValueError, IndexError) as e:
-        return f"per-layer multipliers unusable ({e})"
-    if len(heads) != args.num_transformer_layers or any(h < 1 or h % args.num_gqa_groups for h in heads):
-        return f"num_query_heads={heads} with num_gqa_groups={args.num_gqa_groups}"
-    if len(ffn) != args.num_transformer_layers or min(ffn) < 1:
-        return f"FFN widths {ffn}"
-    return ""
-
-
-def _listed(label: str, items: list[str], limit: int = 3) -> str:
-    more = f" (+{len(items) - limit} more)" if len(items) > limit else ""
-    return f"{label} ({len(items)}): {', '.join(items[:limit])}{more}"
-
-
-def state_mismatch(expected: dict[str, tuple[int, ...]], got: dict[str, tuple[int, ...]]) -> str:
-    """One line naming missing, unexpected and mis-sized tensors (shapes as checkpoint vs model), a few of each;
-    empty when the names and shapes match."""
-    shape = lambda s: "x".join(map(str, s)) or "scalar"  # noqa: E731
-    missing = sorted(set(expected) - set(got))
-    unexpected = sorted(set(got) - set(expected))
-    sized = [f"{k} is {shape(got[k])} in the checkpoint, {shape(expected[k])} in the model"
-             for k in sorted(set(expected) & set(got)) if tuple(got[k]) != tuple(expected[k])]
-    parts = [("missing tensors", missing), ("unexpected tensors", unexpected), ("size mismatches", sized)]
-    return "; ".join(_listed(label, items) for label, items in parts if items)
-
-
-def load_upstream(folder: Path) -> OpenELM:
-    """Load an upstream-layout folder (config.json + one or more *.safetensors); never downloads. The config is
-    checked (model_type, sizes) and every tensor's name and shape compared with the model it describes before
-    anything is allocated, so an error names the offending tensors."""
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
-
-    from models.errors import CheckpointError
-
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise CheckpointError(f"{folder} {'is a file, not a folder' if folder.exists() else 'does not exist'}",
-                              UPSTREAM_FIX)
-    files = sorted(folder.glob("*.safetensors"))
-    if not (folder / "config.json").is_file() or not files:
-        raise CheckpointError(f"{folder} has no config.json or no *.safetensors", UPSTREAM_FIX)
-    try:
-        cfg = json.loads((folder / "config.json").read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise CheckpointError(f"{folder / 'config.json'} is not readable JSON ({e.__class__.__name__})",
-                              UPSTREAM_FIX) from None
-    args = _upstream_args(cfg, folder / "config.json")
-    state: dict[str, torch.Tensor] = {}
-    for f in files:
-        try:
-            state.update(load_file(str(f)))
-        except (SafetensorError, OSError, ValueError, RuntimeError) as e:
-            raise CheckpointError(f"{folder} is not a loadable OpenELM checkpoint: {f.name} is not a readable "
-                                  f"safetensors file ({str(e).splitlines()[0][:160]})",
-                                  "restore the file from the release it came from") from None
-    state = sanitize({k: v.float() for k, v in state.items()}, args)
-    with torch.device("meta"):  # shapes only: a wrong config allocates nothing
-        model = OpenELM(args)
-    problem = state_mismatch({k: tuple(v.shape) for k, v in model.state_dict().items()},
-                             {k: tuple(v.shape) for k, v in state.items()})
-    if problem:
-        raise CheckpointError(f"{folder} is not a loadable OpenELM checkpoint: the weights do not fit its "
-                              f"config.json: {problem}",
-                              "use the config.json and *.safetensors of one release (not mixed or edited)")
-    model.load_state_dict(state, strict=True, assign=True)
-    return model.eval()
+        return getattr(importlib.import_module(_MOVED[name]), name)
+    raise AttributeError(f"module 'models.openelm' has no attribute {name!r}")

@@ -27,9 +27,12 @@ from typing import Iterator, Sequence
 import torch
 
 from models.errors import EdgeZooError
-from models.kv_quant import HierarchicalKVCache, KVCache, cache_bytes
+from models.generation.cache import FpKVCache, KVCache
+from models.generation.generate import cached_step, generate_step
+from models.generation.sampling import filtered_probs, make_sampler, sample
+from models.kv_quant import HierarchicalKVCache, cache_bytes
 from models.layers.quant import lm_linear_names, rtn_
-from models.openelm import OpenELM, filtered_probs
+from models.openelm import OpenELM
 
 KINDS = ("accepted", "corrected", "bonus", "plain")
 
@@ -197,16 +200,13 @@ class QuantViews:
         return self.cache.room()
 
 
-class SparseViews:
+class SparseViews(FpKVCache):
     """MagicDec-style comparator: an fp cache; the verifier reads all of it, the draft only `sink` first and
     `recent` last entries (positions kept: a negative pad offsets the query positions to their true values)."""
 
     def __init__(self, sink: int = 4, recent: int = 124) -> None:
+        super().__init__()
         self.sink, self.recent = sink, recent
-        self.kv: KVCache | None = None
-
-    def __len__(self) -> int:
-        return 0 if self.kv is None else self.kv[0][0].shape[2]
 
     def draft_view(self) -> tuple[KVCache | None, torch.Tensor | None]:
         n = len(self)
@@ -218,15 +218,6 @@ class SparseViews:
 
     def verify_view(self) -> tuple[KVCache | None, torch.Tensor | None]:
         return self.kv, None
-
-    def append(self, new: KVCache, n: int) -> None:
-        tails = [(k[:, :, k.shape[2] - n:], v[:, :, v.shape[2] - n:]) for k, v in new]
-        self.kv = tails if self.kv is None else [(torch.cat([k, nk], 2), torch.cat([v, nv], 2))
-                                                 for (k, v), (nk, nv) in zip(self.kv, tails)]
-
-    def truncate(self, length: int) -> None:
-        if self.kv is not None:
-            self.kv = [(k[:, :, :length], v[:, :, :length]) for k, v in self.kv]
 
     def commit(self) -> None:
         pass
@@ -275,6 +266,18 @@ class QuantSpecDecoder:
         views.append(new, len(tokens))
         return logits[0].float()
 
+    def _stepper(self, net: OpenELM, views, draft: bool, commit: bool = False, gaps: list[float] | None = None):
+        """A `generate_step` step through `_pass`: tokens (1, T) -> fp32 logits (1, T, V); `commit` flushes after
+        each pass, `gaps` collects each pass's last top-2 logit gap."""
+        def step(tokens: torch.Tensor) -> torch.Tensor:
+            logits = self._pass(net, tokens[0].tolist(), views, draft)
+            if commit:
+                views.commit()
+            if gaps is not None:
+                gaps.append(top2_gap(logits[-1]))
+            return logits[None]
+        return step
+
     def _prefill(self, prompt: list[int], views) -> None:
         if not prompt:
             raise EdgeZooError("empty prompt", "give at least one byte of prompt")
@@ -315,19 +318,17 @@ class QuantSpecDecoder:
             yield SpecEvent(tokens, kinds, stats.snapshot())
 
     def _draft(self, last: int, g: int, views, filt, temperature: float, gen) -> tuple[list[int], list[torch.Tensor]]:
-        drafts: list[int] = []
+        """g draft tokens after `last`, one draft pass each, and (sampling) the distributions q they came from."""
         qs: list[torch.Tensor] = []
-        tok = last
-        for _ in range(g):
-            logits = self._pass(self.draft, [tok], views, draft=True)[-1]
+
+        def pick(logits: torch.Tensor) -> torch.Tensor:  # (1, V) -> (1,)
             if temperature <= 0:
-                tok = int(logits.argmax())
-            else:
-                q = filt(logits)
-                qs.append(q)
-                tok = int(torch.multinomial(q, 1, generator=gen))
-            drafts.append(tok)
-        return drafts, qs
+                return logits.argmax(-1)
+            qs.append(filt(logits[0]))
+            return sample(qs[-1], gen)[None]
+
+        step = self._stepper(self.draft, views, draft=True)
+        return [int(t[0]) for t in generate_step(step, torch.tensor([[last]]), g, sampler=pick)], qs
 
     def generate(self, prompt: Sequence[int], max_new_tokens: int, gamma: int = 4, temperature: float = 0.0,
                  top_k: int = 0, top_p: float = 1.0, seed: int | None = None) -> tuple[list[int], SpecStats]:
@@ -343,37 +344,31 @@ class QuantSpecDecoder:
                           top_p: float = 1.0, seed: int | None = None) -> tuple[list[int], list[float]]:
         """Autoregressive decoding of the verifier view (fp weights, x8 cache, same flush rule), one token per
         pass: the reference speculative decoding must reproduce. Returns (tokens, top-2 logit gap per token)."""
-        gen = _generator(seed)
-        views = self._views()
+        views, gaps = self._views(), []
         self._prefill(list(prompt), views)
-        last, out, gaps = int(prompt[-1]), [], []
-        for _ in range(max_new_tokens):
-            logits = self._pass(self.model, [last], views, draft=False)[-1]
-            views.commit()
-            gaps.append(top2_gap(logits))
-            p = filtered_probs(logits, temperature, top_k, top_p)
-            last = int(p.argmax()) if temperature <= 0 else int(torch.multinomial(p, 1, generator=gen))
-            out.append(last)
-        return out, gaps
+        step = self._stepper(self.model, views, draft=False, commit=True, gaps=gaps)
+        tokens = generate_step(step, torch.tensor([[int(prompt[-1])]]), max_new_tokens,
+                               sampler=make_sampler(temperature, top_k, top_p, _generator(seed)))
+        return [int(t[0]) for t in tokens], gaps
 
     @torch.no_grad()
     def plain_stream(self, prompt: Sequence[int], max_new_tokens: int, temperature: float = 0.0, top_k: int = 0,
                      top_p: float = 1.0, seed: int | None = None) -> Iterator[SpecEvent]:
         """The no-speculation baseline: the fp32 model with a plain fp32 KV cache, one token per event."""
-        from models.openelm import _sample
-
         gen = _generator(seed)
         prompt = list(prompt)
         if not prompt:
             raise EdgeZooError("empty prompt", "give at least one byte of prompt")
         stats, t0 = SpecStats(), time.perf_counter()
-        cache = self.model.forward_cached(torch.tensor([prompt[:-1]]), None)[1] if len(prompt) > 1 else None
+        step = cached_step(self.model, FpKVCache())
+        if len(prompt) > 1:
+            step(torch.tensor([prompt[:-1]]))
         stats.prefill_seconds = time.perf_counter() - t0
-        last = prompt[-1]
+        tokens = generate_step(step, torch.tensor([prompt[-1:]]), max_new_tokens,
+                               sampler=make_sampler(temperature, top_k, top_p, gen))
         for _ in range(max_new_tokens):
             t1 = time.perf_counter()
-            logits, cache = self.model.forward_cached(torch.tensor([[last]]), cache)
-            last = int(_sample(logits[:, -1], temperature, top_k, top_p, gen)[0])
+            last = int(next(tokens)[0])
             stats.verify_seconds += time.perf_counter() - t1
             stats.verify_passes += 1
             stats.new_tokens += 1
@@ -423,7 +418,7 @@ def _sample_decide(drafts: list[int], qs: list[torch.Tensor], logits: torch.Tens
         ok, tok = speculative_accept(filt(logits[i]), q, torch.tensor([x]), gen)
         if not bool(ok[0]):
             return drafts[:i] + [int(tok[0])], ["accepted"] * i + ["corrected"]
-    bonus = int(torch.multinomial(filt(logits[len(drafts)]), 1, generator=gen))
+    bonus = int(sample(filt(logits[len(drafts)]), gen))
     return drafts + [bonus], ["accepted"] * len(drafts) + ["bonus"]
 
 

@@ -155,7 +155,7 @@ def check_model_fits(args, contexts: Sequence[int], new_tokens: int, tokenizer: 
     validation text. Decoding may run past the model's context (the card's wall-clock runs do), by at most as many
     new tokens as the context holds."""
     from models.errors import EdgeZooError
-    from models.openelm import require_byte_vocab
+    from models.generation.prompt import require_byte_vocab
     from trainers.text import load_text
 
     require_byte_vocab(args, tokenizer)

@@ -4,6 +4,7 @@ Implementations import their library lazily, inside `load` / `load_lm`."""
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Any
 
@@ -67,11 +68,8 @@ class Runtime:
         raise NotImplementedError
 
     def greedy(self, prompt: np.ndarray, max_new_tokens: int, **prefill_options: Any) -> np.ndarray:
-        """(B, max_new_tokens) greedy tokens after `prompt` through prefill + decode steps."""
-        logits = self.prefill(prompt, **prefill_options)
-        out = []
-        for _ in range(max_new_tokens):
-            nxt = logits[:, -1].argmax(-1)
-            out.append(nxt)
-            logits = self.decode_step(nxt[:, None])
-        return np.stack(out, 1)
+        """(B, max_new_tokens) greedy tokens after `prompt`: `generate_step` over this runtime's prefill + decode steps."""
+        from models.generation.generate import generate_step
+
+        prefill = functools.partial(self.prefill, **prefill_options)
+        return np.stack(list(generate_step(self.decode_step, prompt, max_new_tokens, prefill=prefill)), 1)

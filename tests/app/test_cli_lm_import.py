@@ -11,7 +11,8 @@ from typer.testing import CliRunner
 
 from app.cli import app
 from models import checkpoint
-from models.openelm import ModelArgs, OpenELM, save_upstream
+from models.openelm import ModelArgs, OpenELM
+from models.openelm_upstream import save_upstream
 
 
 def test_import_upstream_folder_then_export(tmp_path: Path) -> None:

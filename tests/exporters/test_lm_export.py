@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from models.openelm import ModelArgs, OpenELM, generate
+from models.generation.generate import generate
+from models.openelm import ModelArgs, OpenELM
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,9 @@ import pytest
 import torch
 
 from models import checkpoint
-from models.openelm import ModelArgs, OpenELM, generate, load_upstream, param_count, sanitize, save_upstream
+from models.generation.generate import generate
+from models.openelm import ModelArgs, OpenELM, param_count
+from models.openelm_upstream import load_upstream, sanitize, save_upstream
 from models.registry import build, get, names
 
 

@@ -10,9 +10,11 @@ import torch
 
 import models.speculative as spec
 from models.errors import EdgeZooError
-from models.openelm import ModelArgs, OpenELM, _sample, generate
-from models.speculative import (QuantSpecDecoder, SpecStats, analytic_speedup, chi2_gof, filtered_probs,
-                                speculative_accept, tokens_per_verify)
+from models.generation.generate import generate
+from models.generation.sampling import filtered_probs, make_sampler
+from models.openelm import ModelArgs, OpenELM
+from models.speculative import (QuantSpecDecoder, SpecStats, analytic_speedup, chi2_gof, speculative_accept,
+                                tokens_per_verify)
 
 NEAR_TIE = 1e-4
 
@@ -264,8 +266,9 @@ def test_draft_weights_and_filters(tiny: OpenELM) -> None:
     logits = torch.randn(3, 50)
     probs = filtered_probs(logits, 0.7, 10, 0.9)
     g = torch.Generator().manual_seed(0)
-    for _ in range(20):  # openelm._sample never leaves the support filtered_probs keeps
-        assert bool((probs.gather(1, _sample(logits, 0.7, 10, 0.9, g)[:, None]) > 0).all())
+    draw = make_sampler(0.7, 10, 0.9, g)
+    for _ in range(20):  # the sampler never leaves the support filtered_probs keeps
+        assert bool((probs.gather(1, draw(logits)[:, None]) > 0).all())
     assert torch.equal(filtered_probs(logits, 0.0, 0, 1.0).argmax(-1), logits.argmax(-1))
     b = full.kv_cache_bytes(512)
     assert set(b) >= {"quantspec", "fp16", "fp32"} and b["quantspec"] < b["fp16"] < b["fp32"]

@@ -44,7 +44,7 @@ def test_one_table_names_every_runtime_of_every_format() -> None:
 def test_onnxruntime_serves_a_vision_artifact_and_an_lm_folder(tiny_checkpoints, lm_onnx: Path,
                                                                 lm_model: OpenELM, tmp_path: Path) -> None:
     from exporters.artifact import export_checkpoint
-    from models.openelm import generate
+    from models.generation.generate import generate
 
     art = export_checkpoint(tiny_checkpoints["resnet"], "onnx", "none", out_dir=tmp_path / "vision")
     rt = resolve("onnxruntime")()

@@ -12,7 +12,8 @@ from typing import Any
 
 
 from models.errors import RecipeError
-from models.openelm import ModelArgs, unbuildable
+from models.openelm import ModelArgs
+from models.openelm_upstream import unbuildable
 from trainers.recipe import read_recipe_yaml, strict_fields
 
 CONFIG_DIR = Path(__file__).parent / "configs"

@@ -18,8 +18,8 @@ from typing import Any
 import torch
 from torch.nn import functional as F
 
-from models.speculative import (QuantSpecDecoder, SpecStats, analytic_speedup, chi2_gof, filtered_probs,
-                                speculative_accept)
+from models.generation.sampling import filtered_probs
+from models.speculative import QuantSpecDecoder, SpecStats, analytic_speedup, chi2_gof, speculative_accept
 from profiles.specdec_measure import compare_speed, pooled, val_prompts
 from trainers.claims import ClaimResult, combine, compare, seed_summary
 from trainers.openelm.claim import cached_fit
