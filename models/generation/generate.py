@@ -24,11 +24,10 @@ def generate_step(step_fn: Step, prompt: Any, max_tokens: int, *, sampler: Sampl
     if max_tokens <= 0:
         return
     sampler = sampler or greedy
-    logits = (prefill or step_fn)(prompt)
-    for i in range(max_tokens):
-        if i:
-            logits = step_fn(token[:, None])
-        token = sampler(logits[:, -1])
+    token = sampler((prefill or step_fn)(prompt)[:, -1])
+    yield token
+    for _ in range(max_tokens - 1):
+        token = sampler(step_fn(token[:, None])[:, -1])
         yield token
 
 
