@@ -151,9 +151,10 @@ def train_or_reuse(job: Job, ws: Workspace, log: Log) -> Path:
 
 
 def failure_record(stage: str, paper: str | None, model: str, fmt: str, spec: str, err: Exception) -> dict[str, Any]:
-    return {"created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "model": model, "paper": paper, "runtime": None,
-            "artifact": {"format": fmt, "compression": spec}, "status": "failed",
-            "error_class": err.__class__.__name__, "error_message": f"{stage}: {err}"}
+    from profiles.record import Artifact, Record, Status
+
+    return Record(model=model, paper=paper, artifact=Artifact(format=fmt, compression=spec),
+                  status=Status("failed", err.__class__.__name__, f"{stage}: {err}")).to_dict()
 
 
 def _reused(store, key: str) -> dict[str, Any] | None:
@@ -167,7 +168,7 @@ def _reused(store, key: str) -> dict[str, Any] | None:
 def _store(store, record: dict[str, Any], paper: str | None) -> dict[str, Any]:
     if paper is not None:
         record["paper"] = paper
-    rid = store.add(record)
+    rid = store.add(record)  # checked through profiles.record.Record
     return store.rows("WHERE id=?", (rid,))[0]
 
 

@@ -16,9 +16,9 @@ from typing import Any
 import numpy as np
 
 from profiles import memory
+from profiles import record as R
 from profiles.runtimes import resolve
 from profiles.runtimes.base import RuntimeUnavailable
-from profiles.stats import summarize
 
 _DTYPES = {"float32": np.float32, "float16": np.float16, "int64": np.int64, "int32": np.int32, "uint8": np.uint8,
            "int8": np.int8, "bool": np.bool_, "float64": np.float64}
@@ -71,8 +71,10 @@ def _evaluate(rt, folder: Path) -> dict[str, Any] | None:
     outs = [rt.run([data["x"][i:i + step]])[0] for i in range(0, len(data["x"]), step)]
     logits = np.concatenate([np.asarray(o, dtype=np.float32).reshape(-1, data["reference"].shape[-1]) for o in outs])
     acc = float((logits.argmax(-1) == data["y"]).mean())
-    return {"accuracy": {"metric": "top1", "value": acc, "dataset": "test split", "n": int(len(data["y"]))},
-            "parity": {"reference": "torch fp32 (after torch-level compression)", **numeric_parity(logits, data["reference"])}}
+    parity = R.Parity.from_dict({"reference": "torch fp32 (after torch-level compression)",
+                                 **numeric_parity(logits, data["reference"])})
+    return {"accuracy": R.Quality("top1", acc, "test split", int(len(data["y"]))).to_dict(),
+            "parity": parity.to_dict()}
 
 
 def measure_in_child(req: dict[str, Any]) -> dict[str, Any]:
@@ -96,10 +98,9 @@ def measure_in_child(req: dict[str, Any]) -> dict[str, Any]:
         rt.run(inputs)
     samples, ended = _timed_loop(rt, inputs, sc)
     peak = memory.peak_rss()  # before any statistics allocate
-    result["latency"] = {"samples_ms": [s * 1e3 for s in samples], **summarize(samples), **ended}
-    result["memory"] = {"peak_rss_bytes": peak, "rss_before_load_bytes": rss_before,
-                        "load_delta_bytes": (rss_loaded - rss_before) if rss_before and rss_loaded else None,
-                        "peak_reset": peak_reset, "peak_label": memory.peak_label(peak_reset)}
+    result["latency"] = R.Latency.of(samples, **ended).to_dict()
+    result["memory"] = R.Memory(peak, rss_before, (rss_loaded - rss_before) if rss_before and rss_loaded else None,
+                                peak_reset, memory.peak_label(peak_reset), nulls=frozenset({"load_delta_bytes"})).to_dict()
     result["input_shapes"] = [list(x.shape) for x in inputs]
     if req.get("evaluate", True):
         result.update(_evaluate(rt, Path(req["folder"])) or {})
@@ -112,11 +113,10 @@ def main(argv: list[str]) -> int:
     try:
         result = measure_in_child(req)
     except RuntimeUnavailable as e:
-        result = {"status": "unavailable", "error_class": "RuntimeUnavailable", "error_message": str(e)}
+        result = R.failure("unavailable", "RuntimeUnavailable", str(e))
     except Exception as e:  # recorded, not swallowed: the parent stores it as a failure row
-        result = {"status": "failed", "error_class": e.__class__.__name__,
-                  "error_message": (str(e).strip().splitlines() or [""])[0][:500],
-                  "traceback": traceback.format_exc()[-4000:]}
+        result = R.failure("failed", e.__class__.__name__, (str(e).strip().splitlines() or [""])[0][:500],
+                           traceback=traceback.format_exc()[-4000:])
     Path(argv[1]).write_text(json.dumps(result, default=float))
     return 0
 

@@ -67,8 +67,10 @@ def run_child(module: str, request: dict[str, Any], timeout: float, env: dict[st
 
 
 def interrupted_result(what: str) -> dict[str, Any]:
-    return {"status": "interrupted", "error_class": "Interrupted",
-            "error_message": f"{what} was interrupted (Ctrl-C or SIGTERM) before it finished; nothing was measured"}
+    from profiles.record import failure
+
+    return failure("interrupted", "Interrupted",
+                   f"{what} was interrupted (Ctrl-C or SIGTERM) before it finished; nothing was measured")
 
 
 class MeasurementInterrupted(KeyboardInterrupt):

@@ -22,12 +22,12 @@ from typing import Any
 import numpy as np
 
 from profiles import memory
+from profiles import record as R
 from profiles.device import environment, fingerprint
 from profiles.launcher import MeasurementInterrupted, interrupted_result, run_child
 from profiles.runtimes import DEFAULT_RUNTIME, resolve
 from profiles.runtimes.base import Runtime, RuntimeUnavailable
 from profiles.runtimes.coreml_rt import LM_UNAVAILABLE as COREML_UNAVAILABLE  # noqa: F401 (the LM record's message)
-from profiles.stats import summarize
 
 RUNTIME_OF = DEFAULT_RUNTIME  # format -> the runtime that measures it by default
 
@@ -40,8 +40,8 @@ def _bpb(rt: Runtime, context: int, windows: int) -> dict[str, Any]:
     z = logits - logits.max(-1, keepdims=True)
     logp = z - np.log(np.exp(z).sum(-1, keepdims=True))
     nll = float(-np.take_along_axis(logp, w[:, 1:, None], -1).mean())
-    return {"metric": "bits_per_byte", "value": nll / math.log(2), "perplexity": math.exp(nll),
-            "dataset": "pydoc_data.topics validation (last 10 %)", "n": int(w[:, 1:].size)}
+    return R.Quality("bits_per_byte", nll / math.log(2), "pydoc_data.topics validation (last 10 %)",
+                     int(w[:, 1:].size), extra={"perplexity": math.exp(nll)}).to_dict()
 
 
 def child(req: dict[str, Any]) -> dict[str, Any]:
@@ -67,11 +67,11 @@ def child(req: dict[str, Any]) -> dict[str, Any]:
             if rep:
                 samples.append(time.perf_counter() - t)
     ttft = float(np.median(ttfts[1:]))
-    lat = summarize(samples)
+    lat = R.Latency.of(samples, keep_samples=False)
     out.update(status="ok", ttft_s=ttft, ttft_first_s=ttfts[0], prefill_tokens_per_s=req["prompt_len"] / ttft,
-               decode_tokens_per_s=1.0 / float(np.median(samples)), latency=lat,
-               memory={"peak_rss_bytes": memory.peak_rss(), "peak_reset": peak_reset,
-                       "label": memory.peak_label(peak_reset)})
+               decode_tokens_per_s=1.0 / float(np.median(samples)), latency=lat.to_dict(),
+               memory=R.Memory(peak_rss_bytes=memory.peak_rss(), peak_reset=peak_reset,
+                               peak_label=memory.peak_label(peak_reset)).to_dict())
     return out
 
 
@@ -102,19 +102,16 @@ def measure_lm(folder: Path, runtime: str | None = None, threads: int = 2, promp
     man = read_lm_manifest(folder)
     runtime = runtime or RUNTIME_OF[man["format"]]
     req = lm_request(folder, runtime, threads, prompt_len, new_tokens, context, eval_windows, repeats)
-    record: dict[str, Any] = {"created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "model": "openelm", "paper": "openelm",
-                              "artifact": {k: man.get(k) for k in ("format", "compression", "size_bytes", "bits_per_weight",
-                                                                       "checkpoint", "checkpoint_sha256")},
-                              "runtime": runtime, "threads": threads, "scenario": {**req, "kind": "lm-generate"},
-                              "device": fingerprint(), "environment": environment(),
-                              "cache_key": lm_request_key(man, req)}
+    art = R.Artifact.from_dict({k: man.get(k) for k in ("format", "compression", "size_bytes", "bits_per_weight",
+                                                          "checkpoint", "checkpoint_sha256")})
+    record = R.Record(cache_key=lm_request_key(man, req), model="openelm", paper="openelm", artifact=art,
+                      runtime=runtime, threads=threads, scenario=R.Scenario("lm-generate", extra=req),
+                      device=R.Device.from_dict(fingerprint()), environment=R.Environment.from_dict(environment()))
     try:
         res = run_child("profiles.lm_measure", req, timeout, env={"OMP_NUM_THREADS": str(threads)})
     except KeyboardInterrupt:
-        record.update(interrupted_result("LM profiling"))
-        raise MeasurementInterrupted(record) from None
-    record.update(res)
-    return record
+        raise MeasurementInterrupted(record.updated(interrupted_result("LM profiling")).to_dict()) from None
+    return record.updated(res).to_dict()
 
 
 def main() -> None:
@@ -122,10 +119,9 @@ def main() -> None:
     try:
         res = child(req)
     except RuntimeUnavailable as e:
-        res = {"status": "unavailable", "error_class": "RuntimeUnavailable", "error_message": str(e)}
+        res = R.failure("unavailable", "RuntimeUnavailable", str(e))
     except Exception as e:  # a failure is a row, not a crash
-        res = {"status": "failed", "error_class": e.__class__.__name__, "error_message": str(e)[:500],
-               "traceback": traceback.format_exc()[-3000:]}
+        res = R.failure("failed", e.__class__.__name__, str(e)[:500], traceback=traceback.format_exc()[-3000:])
     Path(sys.argv[2]).write_text(json.dumps(res, default=float))
 
 

@@ -7,13 +7,13 @@ import dataclasses
 import hashlib
 import json
 import math
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from exporters.artifact import Artifact, check_integrity, git_commit, load_artifact
 from models.errors import ArtifactError, EdgeZooError
+from profiles import record as R
 from profiles.device import environment, fingerprint
 from profiles.launcher import MeasurementInterrupted, interrupted_result, run_child
 from profiles.runtimes import DEFAULT_RUNTIME, child_env, resolve
@@ -36,21 +36,19 @@ def request_key(artifact: Artifact, runtime: str, threads: int, scenario: Scenar
     return hashlib.sha256(blob.encode()).hexdigest()[:24]
 
 
-def _base_record(artifact: Artifact, runtime: str, threads: int, scenario: Scenario, key: str) -> dict[str, Any]:
+def _base_record(artifact: Artifact, runtime: str, threads: int, scenario: Scenario, key: str) -> R.Record:
     m = artifact.manifest
     paper = m.get("paper") or {}
-    return {
-        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "cache_key": key,
-        "model": m.get("model"), "paper": paper.get("title"), "paper_arxiv": paper.get("arxiv"),
-        "artifact": {"path": str(artifact.path), "format": m.get("format"), "compression": m.get("compression_name"),
-                     "compression_config": m.get("compression"), "size_bytes": m.get("size_bytes"),
-                     "bits_per_weight": m.get("bits_per_weight"), "sparsity": m.get("sparsity"),
-                     "weight_bytes": m.get("weight_bytes"), "cost": m.get("cost"),
-                     "sha256": m.get("sha256"), "foreign": bool(m.get("foreign")),
-                     "verification": m.get("verification")},
-        "runtime": runtime, "threads": threads, "scenario": dataclasses.asdict(scenario),
-        "device": fingerprint(), "environment": {**environment(), "git_commit": git_commit()},
-    }
+    art = R.Artifact(path=str(artifact.path), format=m.get("format"), compression=m.get("compression_name"),
+                     compression_config=m.get("compression"), size_bytes=m.get("size_bytes"),
+                     bits_per_weight=m.get("bits_per_weight"), sparsity=m.get("sparsity"),
+                     weight_bytes=m.get("weight_bytes"), cost=m.get("cost"), sha256=m.get("sha256"),
+                     foreign=bool(m.get("foreign")), verification=m.get("verification"))
+    return R.Record(cache_key=key, model=m.get("model"), paper=paper.get("title"), paper_arxiv=paper.get("arxiv"),
+                    artifact=art, runtime=runtime, threads=threads,
+                    scenario=R.Scenario("classify", extra=dataclasses.asdict(scenario)),
+                    device=R.Device.from_dict(fingerprint()),
+                    environment=R.Environment.from_dict({**environment(), "git_commit": git_commit()}))
 
 
 def _unavailable_here(runtime: str, artifact: Artifact) -> str | None:
@@ -77,30 +75,29 @@ def measure(artifact_path: Path | Artifact, runtime: str | None = None, threads:
     runtime = runtime or DEFAULT_RUNTIME.get(artifact.manifest.get("format", ""), "onnxruntime")
     scenario, options = scenario or Scenario(), options or {}
     key = request_key(artifact, runtime, threads, scenario, options)
-    record = _base_record(artifact, runtime, threads, scenario, key)
+    base = _base_record(artifact, runtime, threads, scenario, key)
     request = {"runtime": runtime, "threads": threads, "scenario": dataclasses.asdict(scenario), "options": options,
                "model_file": str(artifact.model_file), "folder": str(artifact.path),
                "inputs": inputs or artifact.manifest.get("inputs"), "evaluate": not artifact.manifest.get("foreign"),
                "env": child_env(runtime)}
-    record["child_env"] = request["env"]
+    base.extra["child_env"] = request["env"]
     try:
         check_integrity(artifact)
     except ArtifactError as e:  # a failure row: the bytes on disk are not the ones exported and verified
-        return {**record, "status": "failed", "error_class": "ArtifactModified", "error_message": str(e)}
+        return base.updated(R.failure("failed", "ArtifactModified", str(e))).to_dict()
     if (reason := _unavailable_here(runtime, artifact)) is not None:  # exported + verified, runtime absent here
-        return {**record, "status": "unavailable", "error_class": "RuntimeUnavailable", "error_message": reason,
-                "runtime_version": resolve(runtime).version()}
+        return base.updated(R.failure("unavailable", "RuntimeUnavailable", reason,
+                                      runtime_version=resolve(runtime).version())).to_dict()
     try:
         result = run_child("profiles.child", request, timeout,
                            env={"OMP_NUM_THREADS": str(threads), **request["env"]})
     except KeyboardInterrupt:
-        record.update(interrupted_result("profiling"))
-        raise MeasurementInterrupted(record) from None
-    record.update(result)
-    parity = record.get("parity")
-    if record["status"] == "ok" and parity and not parity.get("ok"):
-        record.update(status="failed", error_class="ParityMismatch",
-                      error_message=f"outputs disagree with the torch reference (top-1 agreement "
-                                    f"{parity['top1_agreement']:.2f}, SQNR {parity['sqnr_db']:.1f} dB): "
-                                    "the timing is not trustworthy; check the export or use milder compression")
-    return record
+        raise MeasurementInterrupted(base.updated(interrupted_result("profiling")).to_dict()) from None
+    record = base.updated(result)
+    parity = record.parity
+    if record.ok and parity and not parity.ok:
+        record.status = R.Status("failed", "ParityMismatch",
+                                 f"outputs disagree with the torch reference (top-1 agreement "
+                                 f"{parity.top1_agreement:.2f}, SQNR {parity.sqnr_db:.1f} dB): "
+                                 "the timing is not trustworthy; check the export or use milder compression")
+    return record.to_dict()

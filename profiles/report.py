@@ -15,7 +15,8 @@ from models.errors import EdgeZooError
 from profiles import roofline
 from profiles.catalog import FIGURES, Device, UnknownDeviceError, load_devices
 from profiles.device import fingerprint
-from profiles.report_figures import latency_accuracy_figure, measured_vs_predicted_figure, pareto_front
+from profiles.query import is_lm, latest, pareto_front, records as stored_records
+from profiles.report_figures import latency_accuracy_figure, measured_vs_predicted_figure
 from profiles.report_papers import paper_sections
 from profiles.report_render import Section, Table, render_html, render_markdown
 
@@ -38,11 +39,6 @@ class ReportData:
     lm_records: list[dict[str, Any]] = field(default_factory=list)  # language-model records (bpb, tokens/s)
     all_records: list[dict[str, Any]] = field(default_factory=list)  # every record (the paper sections pick newest)
     claims: list[dict[str, Any]] = field(default_factory=list)  # every stored claim check
-
-
-def is_lm(r: dict[str, Any]) -> bool:
-    """LM generation / speculative-decoding records: accuracy in bits per byte, not a vision top-1."""
-    return str((r.get("scenario") or {}).get("kind", "")).startswith("lm-")
 
 
 def _f(v: Any, spec: str = ".3f") -> str:
@@ -80,16 +76,12 @@ def _load_records(ws) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[
         raise ReportError(f"no results store at {ws.store_path}", "run `edgezoo run` (or `edgezoo profile`) first")
     store = ws.store()
     try:
-        records, claims = list(store.records()), store.claims()
+        records, claims = stored_records(store), store.claims()
     finally:
         store.close()
     if not records:
         raise ReportError(f"the results store {ws.store_path} is empty", "run `edgezoo run` first")
-    latest: dict[Any, dict[str, Any]] = {}
-    for r in records:  # ordered by id: later rows replace earlier ones for the same measurement
-        a = _art(r)
-        latest[r.get("cache_key") or (r.get("model"), a.get("format"), a.get("compression"), r.get("runtime"))] = r
-    return sorted(latest.values(), key=lambda r: r["id"]), records, claims
+    return latest(records), records, claims
 
 
 def _resolve_device(name: str | None, hosts: dict[int, Device]) -> Device:
@@ -196,7 +188,7 @@ def _results(d: ReportData) -> Section:
 def _pareto(d: ReportData) -> Section:
     points = [r for r in d.records if r["status"] == "ok" and (r.get("accuracy") or {}).get("value") is not None
               and (r.get("latency") or {}).get("median_ms")]
-    front = pareto_front(points)
+    front = pareto_front(points, metric="top1")
     rows = [[str(r.get("model")), str(_art(r).get("format")), str(_art(r).get("compression")),
              _f(r["latency"]["median_ms"]), _f(r["accuracy"]["value"])] for r in front]
     blocks: list[Any] = ["Measured on this machine: higher accuracy and lower p50 latency are better; the "

@@ -5,16 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 
-def pareto_front(points: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Records not beaten on both p50 latency (lower) and accuracy (higher), fastest first."""
-    front, best = [], float("-inf")
-    for r in sorted(points, key=lambda r: (r["latency"]["median_ms"], -r["accuracy"]["value"])):
-        if r["accuracy"]["value"] > best:
-            front.append(r)
-            best = r["accuracy"]["value"]
-    return front
-
-
 def _label(r: dict[str, Any]) -> str:
     a = r.get("artifact") or {}
     return f"{r.get('model')} {a.get('format')} {a.get('compression')} ({r.get('runtime')})"

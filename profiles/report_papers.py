@@ -8,18 +8,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from profiles import query, record
 from profiles.report_render import Section, Table
 from trainers.claims import QUICK_LABEL as QUICK
 
-# Quality metrics: (label, higher is better). Others are lower-is-better when their name says so.
-METRICS = {"top1": ("top-1 accuracy", True), "bits_per_byte": ("bits per byte", False)}
-LOWER_IS_BETTER = ("bits_per_byte", "bpb", "perplexity", "loss", "error")
-
-
-def higher_is_better(metric: str) -> bool:
-    if metric in METRICS:
-        return METRICS[metric][1]
-    return not any(word in str(metric).lower() for word in LOWER_IS_BETTER)
+METRICS = record.METRICS
+higher_is_better = record.higher_is_better
 
 
 def metric_label(metric: str) -> str:
@@ -41,26 +35,7 @@ def ordered_papers() -> list[Any]:
     return sorted(papers(), key=lambda p: p.baseline)
 
 
-def belongs(rec: dict[str, Any], paper: Any) -> bool:
-    """A record is a paper's when its `paper` is the plug-in key (records profiled by hand carry the title)."""
-    return rec.get("paper") in (paper.key, paper.title)
-
-
-def artifact_key(rec: dict[str, Any]) -> tuple:
-    """What one measured artifact is: its files (or checkpoint), format, compression, runtime, threads and the
-    scenario settings that make different rows of one artifact (speculative decoding's gamma and context)."""
-    art, sc = rec.get("artifact") or {}, rec.get("scenario") or {}
-    where = art.get("path") or sc.get("folder") or art.get("checkpoint")
-    return (rec.get("model"), where, art.get("format"), art.get("compression"), rec.get("runtime"), rec.get("threads"),
-            sc.get("kind"), sc.get("gamma"), sc.get("context"), sc.get("mode"))
-
-
-def newest(recs: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The newest record per artifact (by id), ordered by id."""
-    latest: dict[tuple, dict[str, Any]] = {}
-    for rec in sorted(recs, key=lambda r: r["id"]):
-        latest[artifact_key(rec)] = rec
-    return sorted(latest.values(), key=lambda r: r["id"])
+belongs, artifact_key, newest = query.belongs, query.artifact_key, query.latest
 
 
 def artifact_row(rec: dict[str, Any]) -> dict[str, Any]:
@@ -164,5 +139,5 @@ def paper_section(paper: Any, recs: list[dict[str, Any]], claims: list[dict[str,
 
 def paper_sections(records: list[dict[str, Any]], claims: list[dict[str, Any]]) -> list[Section]:
     """One section per discovered paper plug-in (the baselines last): its records table and claim verdict."""
-    return [paper_section(p, [r for r in records if belongs(r, p)], [c for c in claims if c.get("paper") == p.key])
+    return [paper_section(p, query.of_paper(records, p), [c for c in claims if c.get("paper") == p.key])
             for p in ordered_papers()]

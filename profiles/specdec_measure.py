@@ -109,22 +109,26 @@ def bench(model, gammas: list[int], contexts: list[int], new_tokens: int = 64, n
 
 
 def to_record(row: dict[str, Any], checkpoint: str | None, threads: int) -> dict[str, Any]:
+    from profiles import record as R
+
     s, kv = row["spec"], row["kv_bytes"]
-    scenario = {k: row[k] for k in ("gamma", "context", "mode", "new_tokens", "prompts")}
-    return {"created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "model": "openelm", "paper": "quantspec",
-            "artifact": {"format": "torch", "compression": COMPRESSION, "size_bytes": None,
-                         "bits_per_weight": row["weight_bits"], "checkpoint": checkpoint},
-            "runtime": "torch", "runtime_version": torch.__version__, "threads": threads,
-            "scenario": {**scenario, "kind": "lm-specdec"}, "cache_key": None, "status": "ok",
-            "acceptance_rate": s["acceptance_rate"], "token_acceptance": s["token_acceptance"],
-            "per_position_acceptance": s["per_position_acceptance"], "accepted_per_verify": s["accepted_per_verify"],
-            "verify_passes_per_token": s["verify_passes_per_token"], "cost_ratio": s["cost_ratio"],
-            "analytic_speedup": row["analytic_speedup"], "decode_tokens_per_s": s["decode_tokens_per_s"],
-            "plain_decode_tokens_per_s": row["plain"]["decode_tokens_per_s"],
-            "speedup_vs_plain": row["speedup_vs_plain"],
-            "kv_cache_bytes": kv["quantspec"], "kv_cache_bytes_fp16": kv["fp16"], "kv_cache_bytes_fp32": kv["fp32"],
-            "kv_cache_context": row["context"] + row["new_tokens"], "latency": row["latency"],
-            "seconds": row["seconds"]}
+    figures = {"acceptance_rate": s["acceptance_rate"], "token_acceptance": s["token_acceptance"],
+               "per_position_acceptance": s["per_position_acceptance"],
+               "accepted_per_verify": s["accepted_per_verify"],
+               "verify_passes_per_token": s["verify_passes_per_token"], "cost_ratio": s["cost_ratio"],
+               "analytic_speedup": row["analytic_speedup"], "decode_tokens_per_s": s["decode_tokens_per_s"],
+               "plain_decode_tokens_per_s": row["plain"]["decode_tokens_per_s"],
+               "speedup_vs_plain": row["speedup_vs_plain"], "kv_cache_bytes": kv["quantspec"],
+               "kv_cache_bytes_fp16": kv["fp16"], "kv_cache_bytes_fp32": kv["fp32"],
+               "kv_cache_context": row["context"] + row["new_tokens"], "seconds": row["seconds"]}
+    record = R.Record(
+        model="openelm", paper="quantspec", runtime="torch", runtime_version=torch.__version__, threads=threads,
+        artifact=R.Artifact(format="torch", compression=COMPRESSION, bits_per_weight=row["weight_bits"],
+                            checkpoint=checkpoint, nulls=frozenset({"checkpoint"})),
+        scenario=R.Scenario("lm-specdec", extra={k: row[k] for k in ("gamma", "context", "mode", "new_tokens",
+                                                                     "prompts")}),
+        latency=R.Latency.from_dict(row["latency"]), extra=figures)
+    return record.to_dict()
 
 
 def check_settings(gammas: Sequence[int], contexts: Sequence[int], new_tokens: int, n_prompts: int,

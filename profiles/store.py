@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from models.errors import EdgeZooError
+from profiles.record import Record, validated
 
 SCHEMA_VERSION = 1
 COLUMNS = ("created", "cache_key", "model", "paper", "format", "compression", "runtime", "threads", "device",
@@ -328,8 +329,9 @@ class Store:
                           f"{self.path.parent}`, or Store(path).import_spool())",
                           err.kind, saved)
 
-    def add(self, record: dict[str, Any]) -> int:
-        """Store one record; its id. Never loses it: see StoreError.spool."""
+    def add(self, record: dict[str, Any] | Record) -> int:
+        """Store one record (checked through profiles.record.Record); its id. Never loses it: see StoreError.spool."""
+        record = record.to_dict() if isinstance(record, Record) else validated(record)
         blob = json.dumps(record, default=str)
         stem = f"{record.get('created') or _now()}-{record.get('cache_key') or 'record'}"
         return self._write(_INSERT_RECORD, _record_row(record, blob), (stem, blob, ".json"))
@@ -384,6 +386,7 @@ class Store:
         return [dict(zip(names, r)) for r in cur.fetchall()]
 
     def records(self, where: str = "", params: tuple = ()) -> Iterator[dict[str, Any]]:
+        """Full records as stored (dicts, with their id); Record.from_dict types one."""
         for rid, blob in self.conn.execute(f"SELECT id, record FROM records {where} ORDER BY id", params):
             yield {**json.loads(blob), "id": rid}
 

@@ -14,6 +14,7 @@ import pandas as pd
 import streamlit as st
 
 from app.workspace import Workspace
+from profiles.query import KIND_METRIC as _KIND_METRIC, LM_FLAG_SQL as LM_FLAG, front_positions
 from profiles.report_papers import higher_is_better, metric_label, metric_order  # noqa: F401 - for the pages
 from profiles.store import COLUMNS, StoreError, connect_read_only, store_error
 
@@ -57,14 +58,10 @@ def _stop(err: StoreError) -> NoReturn:
     raise err  # outside a script run (tests, scripts) st.stop() returns
 
 
-# Language-model records (scenario kind lm-generate / lm-specdec; accuracy in bits per byte, lower is better) have
-# their own page. Found by text match: SQLite's JSON functions reject the NaN / Infinity that records may hold.
-LM_FLAG = """instr(record, '"kind": "lm-') > 0 AS lm"""
-# The quality metric of each kind of record, as its producer names it (profiles/child.py: top-1; profiles/lm_measure.py:
-# bits per byte). The flat table takes it from the `lm` flag: reading the name from the JSON would read every record's
-# text a second time (SQLite reads a large value again for each expression), doubling the load of a big store. Pages
-# that parse records (Papers) show the name each record carries.
-KIND_METRIC = {0: "top1", 1: "bits_per_byte"}
+# Language-model records (scenario kind lm-generate / lm-specdec; bits per byte, lower is better) have their own page.
+# The flat table names each row's quality metric from its `lm` flag (profiles.query), not by reading the JSON again;
+# pages that parse records (Papers) show the name each record carries.
+KIND_METRIC = {0: _KIND_METRIC["classify"], 1: _KIND_METRIC["lm-generate"]}
 
 
 def latency_title(df: pd.DataFrame) -> str:
@@ -151,10 +148,7 @@ def apply_filters(df: pd.DataFrame, chosen: dict[str, list[Any]]) -> pd.DataFram
 
 def pareto_front(df: pd.DataFrame, x: str = "p50_ms", y: str = "accuracy", higher: bool = True) -> pd.DataFrame:
     """Non-dominated points: lower `x` is better, and higher `y` (lower when not `higher`). Sorted by `x`."""
-    pts = df.dropna(subset=[x, y]).sort_values([x, y], ascending=[True, not higher])
-    score = pts[y] if higher else -pts[y]
-    keep = score > score.cummax().shift(fill_value=float("-inf"))
-    return pts[keep]
+    return df.iloc[front_positions(df[x].tolist(), df[y].tolist(), higher)]
 
 
 def label(row: pd.Series | dict[str, Any]) -> str:
