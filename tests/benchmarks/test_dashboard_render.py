@@ -103,7 +103,7 @@ def test_tradeoffs_browser_first_plot_10k(tmp_path: Path) -> None:
             browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
             t0 = time.perf_counter()
-            page.goto(f"http://127.0.0.1:{port}")
+            page.goto(f"http://127.0.0.1:{port}/tradeoffs")  # the root opens the Papers page
             page.get_by_text("records (filtered)").wait_for(timeout=60_000)
             metrics_s = time.perf_counter() - t0
             page.wait_for_function(f"({POINTS_JS})() > 0", timeout=60_000, polling=100)
