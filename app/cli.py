@@ -165,6 +165,7 @@ def results(workspace: Optional[Path] = WorkspaceOpt,
     """Show what the results store holds."""
     from app.summary import print_table
     from app.workspace import Workspace
+    from profiles import query
 
     try:
         store = Workspace.resolve(workspace).store()
@@ -172,9 +173,9 @@ def results(workspace: Optional[Path] = WorkspaceOpt,
         _fail(e)
     where, params = ("WHERE status=?", (status,)) if status else ("", ())
     if as_json:
-        typer.echo(json.dumps(list(store.records(where, params)), indent=2, default=str))
+        typer.echo(json.dumps(query.records(store, where, params), indent=2, default=str))
     else:
-        print_table(store.rows(where, params), f"results in {store.path}")
+        print_table(query.summary_rows(store, where, params), f"results in {store.path}")
 
 
 def _host(value: str) -> str:
