@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Sequence
 
 import numpy as np
 import torch
@@ -250,15 +250,3 @@ def param_count(args: ModelArgs) -> int:
     for q, kv, f in zip(args.query_heads(), args.kv_heads(), args.ffn_dims()):
         total += d * (q + 2 * kv) * hd + q * hd * d + 2 * hd + d * 2 * f + f * d + 2 * d
     return total
-
-
-# Moved names still importable from here until their last importers switch (models.generation, openelm_upstream).
-_MOVED = {"generate": "models.generation.generate", "save_upstream": "models.openelm_upstream"}
-
-
-def __getattr__(name: str) -> Any:
-    if name in _MOVED:
-        import importlib
-
-        return getattr(importlib.import_module(_MOVED[name]), name)
-    raise AttributeError(f"module 'models.openelm' has no attribute {name!r}")

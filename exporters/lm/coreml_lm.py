@@ -261,7 +261,7 @@ def verify_lm(model: OpenELM, folder: Path, quantize: str | None) -> dict[str, A
         result["note"] = "Core ML predicts only on macOS: structure checked, numbers not"
         return result
     from exporters.verify import numeric_parity
-    from models.openelm import generate
+    from models.generation.generate import generate
     from profiles.runtimes.coreml_rt import CoreMLRuntime
 
     prompt = np.random.default_rng(0).integers(0, info["vocab_size"], (1, min(8, info["max_len"] // 2)))

@@ -19,7 +19,8 @@ from typing import Any
 
 import numpy as np
 
-from models.openelm import OpenELM, save_upstream
+from models.openelm import OpenELM
+from models.openelm_upstream import save_upstream
 
 
 def export_mlx_lm(model: OpenELM, out_dir: Path, q_bits: int | None = None, q_group: int = 64) -> dict[str, Any]:

@@ -14,7 +14,8 @@ import pytest
 import torch
 
 from models import checkpoint
-from models.openelm import ModelArgs, OpenELM, save_upstream
+from models.openelm import ModelArgs, OpenELM
+from models.openelm_upstream import save_upstream
 from models.registry import build
 from tests.app.cli_harness import assert_clean_failure
 

@@ -18,7 +18,8 @@ from torch import nn
 from exporters.lm.coreml_lm import StatefulLM, causal_mask, state_names
 from models import checkpoint
 from models.errors import EdgeZooError
-from models.openelm import ModelArgs, OpenELM, generate
+from models.generation.generate import generate
+from models.openelm import ModelArgs, OpenELM
 
 
 def _varied(model: OpenELM) -> OpenELM:
