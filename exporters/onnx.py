@@ -114,10 +114,12 @@ def quantize_weights_int4(model, block: int):
 
     inits = {t.name: t for t in model.graph.initializer}
     new_nodes, consumers = [], [(n, 1) for n in model.graph.node if n.op_type in ("Conv", "Gemm")]
+    done: set[str] = set()
     for node, idx in consumers:
         name = node.input[idx]
-        if name not in inits:
-            continue
+        if name not in inits or name in done:
+            continue  # a weight shared by several layers (SPIN) is quantized once and stays shared
+        done.add(name)
         w = numpy_helper.to_array(inits[name]).astype(np.float32)
         if node.op_type == "Gemm" and not any(a.name == "transB" and a.i == 1 for a in node.attribute):
             continue  # weight laid out (in, out): leave it in fp32 rather than quantize the wrong axis

@@ -57,3 +57,14 @@ def onnx_initializers_shared(path: Path) -> None:
     assert len(pw) == SHARE
     users = {t.name: sum(t.name in n.input for n in graph.node) for t in pw}
     assert sorted(users.values()) == [DEPTH // SHARE] * SHARE
+
+
+def test_shared_weights_quantize_once_to_onnx_int4(checkpoints, tmp_path) -> None:
+    """A weight read by several layers is quantized once and stays shared (it used to fail: removed twice)."""
+    import onnx
+
+    art = export_checkpoint(checkpoints["shared"], "onnx", "int4", out_dir=tmp_path / "q")
+    graph = onnx.load(str(art.model_file)).graph
+    q4 = [t for t in graph.initializer if t.name.endswith("_q4") and list(t.dims) == [DIM, DIM]]
+    assert len(q4) == SHARE
+    assert art.manifest["verification"]["ok"], art.manifest["verification"]
