@@ -8,7 +8,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from app.dashboard import data as D, jobs
+from app.dashboard import data as D, devices, jobs
 from app.workspace import Workspace
 from trainers.claims import QUICK_LABEL
 
@@ -62,6 +62,16 @@ def show_verdict(verdict: str, text: str) -> None:
         st.error(body, icon=":material/cancel:")
     else:
         st.warning(body, icon=":material/help:")
+
+
+def report_argv(ws: Workspace, key: str = "report_device") -> list[str]:
+    """`edgezoo report` for a device picked from the catalog (host = this machine, its measured roofline profile)."""
+    catalog, problem = devices.catalog()
+    if problem:
+        st.caption(f"device catalog unavailable ({problem}): only the host can be chosen")
+    device = st.selectbox("Device the predicted figures are for", ["host", *sorted(catalog)], key=key,
+                          help="host = this machine, with its measured (cached) roofline profile")
+    return ["report", "-w", str(ws.root), "--device", device]
 
 
 STATUS_ICON = {"running": ":material/progress_activity:", "ok": ":material/check_circle:", "failed": ":material/error:",

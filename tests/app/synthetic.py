@@ -75,6 +75,26 @@ def write_card(ws: Workspace, name: str = "digits_resnet") -> Path:
     return ckpt
 
 
+def write_lm_card(ws: Workspace, name: str = "openelm_tiny", context: int = 128) -> Path:
+    """A language-model checkpoint card (no weights): its task and context are what the Run page reads."""
+    ckpt = ws.zoo / name
+    ckpt.mkdir(parents=True, exist_ok=True)
+    card = {"model": "openelm", "task": "lm", "args": {"max_context_length": context, "vocab_size": 256},
+            "tokenizer": "bytes", "paper": {"title": "OpenELM", "arxiv": "2404.14619"}}
+    (ckpt / "card.json").write_text(json.dumps(card))
+    return ckpt
+
+
+def write_manifest(folder: Path, lm: bool = False) -> Path:
+    """An artifact folder's manifest (an LM one also has lm_manifest.json), without the model files."""
+    folder.mkdir(parents=True, exist_ok=True)
+    manifest = {"format": "onnx", "task": "lm" if lm else "classification"}
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    if lm:
+        (folder / "lm_manifest.json").write_text(json.dumps(manifest))
+    return folder
+
+
 def write_host_profile(ws: Workspace, threads: int = 2) -> None:
     """A cached host profile (what `edgezoo report` measures once), so nothing is measured in tests."""
     dev = {"name": "host", "title": "this machine (synthetic profile)", "kind": "host", "vendor": "measured",

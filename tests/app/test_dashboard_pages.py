@@ -180,7 +180,7 @@ def test_run_page_launches_a_job_and_shows_its_failure(ws) -> None:
     at = page("run")
     assert "edgezoo run -w" in at.code[0].value
     at.selectbox(key="job_kind").set_value("export").run()
-    at.text_input(key="export_spec").set_value("int8").run()
+    at.selectbox(key="export_spec").set_value("int8").run()
     at.button(key="launch").click().run()
     assert not at.exception
     job = next(j for j in jobs.list_jobs(ws) if j.argv[0] == "export")  # other tests start jobs in this workspace
@@ -248,3 +248,116 @@ def test_pages_on_an_empty_workspace(name: str, tmp_path: Path, monkeypatch: pyt
     at = page(name)
     if name in ("tradeoffs", "compare", "zoo"):
         assert any("No results yet" in i.value or "No checkpoints" in i.value for i in at.info)
+
+
+@pytest.fixture
+def run_ws(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> synthetic.Workspace:
+    """A workspace with a vision and a language-model checkpoint card and one artifact folder of each kind."""
+    ws = synthetic.Workspace(tmp_path / "ws")
+    synthetic.write_card(ws)
+    synthetic.write_lm_card(ws)
+    for folder, lm in (("resnet-0123456789/onnx-int8", False), ("openelm_tiny-0123456789/lm-onnx-int4", True)):
+        synthetic.write_manifest(ws.artifacts / folder, lm=lm)
+    monkeypatch.setenv("EDGEZOO_WORKSPACE", str(ws.root))
+    return ws
+
+
+def launched(at: AppTest, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The argv the Launch button starts (jobs.start is replaced: nothing runs)."""
+    started: list[list[str]] = []
+    monkeypatch.setattr(jobs, "start", lambda _ws, argv: started.append(argv) or jobs.Job(Path("/x/j"), argv, 0, 0.0))
+    at.button(key="launch").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert len(started) == 1 and at.code[0].value == "edgezoo " + " ".join(started[0])
+    return started[0]
+
+
+def run_page(kind: str) -> AppTest:
+    at = page("run")
+    at.selectbox(key="job_kind").set_value(kind).run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def test_run_page_export_specs_follow_format_and_task(run_ws, monkeypatch: pytest.MonkeyPatch) -> None:
+    from exporters.compression.spec import parse_spec
+    from exporters.formats import FORMATS
+
+    at = run_page("export")
+    vision, lm = str(run_ws.zoo / "digits_resnet"), str(run_ws.zoo / "openelm_tiny")
+    assert at.selectbox(key="export_ckpt").options == ["digits_resnet (classification)", "openelm_tiny (lm)"]
+    assert at.selectbox(key="export_fmt").options == list(FORMATS)
+    for fmt in FORMATS:
+        at.selectbox(key="export_fmt").set_value(fmt).run()
+        for ckpt, task in ((vision, "classification"), (lm, "lm")):
+            at.selectbox(key="export_ckpt").set_value(ckpt).run()
+            specs = at.selectbox(key="export_spec").options
+            assert specs and all(parse_spec(s, fmt, task) for s in specs)  # each one the CLI accepts
+            assert len({parse_spec(s, fmt, task).name for s in specs}) == len(specs)
+            assert ("palette4" in specs) == (fmt == "coreml" and task == "classification")
+            assert ("seedlm4" in specs) == (task == "lm")
+    at.selectbox(key="export_fmt").set_value("coreml").run()
+    at.selectbox(key="export_ckpt").set_value(vision).run()
+    at.selectbox(key="export_spec").set_value("palette4").run()
+    assert launched(at, monkeypatch) == ["export", "coreml", vision, "-c", "palette4", "-w", str(run_ws.root)]
+    at.selectbox(key="export_ckpt").set_value(lm).run()
+    at.selectbox(key="export_fmt").set_value("mlx").run()
+    at.selectbox(key="export_spec").set_value("seedlm3").run()
+    assert launched(at, monkeypatch) == ["export", "mlx", lm, "-c", "seedlm3", "-w", str(run_ws.root)]
+    at.text_input(key="export_custom").set_value("int4:block=64").run()  # the CLI judges it: no LM block 64
+    assert launched(at, monkeypatch)[3:5] == ["-c", "int4:block=64"]
+
+
+def test_run_page_profiles_vision_and_lm_artifacts(run_ws, monkeypatch: pytest.MonkeyPatch) -> None:
+    vision = str(run_ws.artifacts / "resnet-0123456789" / "onnx-int8")
+    lm = str(run_ws.artifacts / "openelm_tiny-0123456789" / "lm-onnx-int4")
+    at = run_page("profile")
+    assert at.multiselect(key="profile_artifacts").options == ["resnet-0123456789/onnx-int8"]
+    at.multiselect(key="profile_artifacts").set_value([vision]).run()
+    at.number_input(key="profile_threads").set_value(4).run()
+    assert launched(at, monkeypatch) == ["profile", vision, "-w", str(run_ws.root), "-t", "4"]
+    at = run_page("lm profile")
+    assert at.selectbox(key="lm_profile_artifact").options == ["openelm_tiny-0123456789/lm-onnx-int4"]
+    assert launched(at, monkeypatch) == ["lm", "profile", lm, "-w", str(run_ws.root), "-t", "2"]
+
+
+def test_run_page_specdec_bench_defaults_and_limits(run_ws, monkeypatch: pytest.MonkeyPatch) -> None:
+    lm = str(run_ws.zoo / "openelm_tiny")
+    at = run_page("specdec bench")
+    assert at.selectbox(key="specdec_ckpt").options == ["openelm_tiny (lm)"]  # vision checkpoints are not offered
+    assert at.number_input(key="specdec_tokens").max == 128  # the card's context
+    assert launched(at, monkeypatch) == ["specdec", "bench", lm, "--gammas", "2,4,6", "--contexts", "128,480",
+                                         "--tokens", "64", "--prompts", "3", "--modes", "greedy", "-t", "1",
+                                         "-w", str(run_ws.root)]  # the CLI's defaults
+    at.text_input(key="specdec_gammas").set_value("1, 3").run()
+    at.text_input(key="specdec_contexts").set_value("64").run()
+    at.number_input(key="specdec_tokens").set_value(16).run()
+    at.text_input(key="specdec_modes").set_value("greedy,sample").run()
+    argv = launched(at, monkeypatch)
+    assert argv[3:11] == ["--gammas", "1,3", "--contexts", "64", "--tokens", "16", "--prompts", "3"]
+    assert argv[11:13] == ["--modes", "greedy,sample"]
+
+
+def test_run_page_reproduce_and_report(run_ws, monkeypatch: pytest.MonkeyPatch) -> None:
+    from trainers.papers import discover
+
+    at = run_page("reproduce")
+    keys = at.selectbox(key="reproduce_paper").options
+    assert [k.split(" — ")[0] for k in keys] == [k for k, p in discover().items() if p.claim is not None]
+    at.selectbox(key="reproduce_paper").set_value("spin").run()
+    assert launched(at, monkeypatch) == ["reproduce", "spin", "-w", str(run_ws.root)]
+    at.checkbox(key="reproduce_quick").check().run()
+    at.text_input(key="reproduce_seeds").set_value("0, 1").run()
+    assert launched(at, monkeypatch) == ["reproduce", "spin", "-w", str(run_ws.root), "--quick", "--seeds", "0,1"]
+    at = run_page("report")
+    assert launched(at, monkeypatch) == ["report", "-w", str(run_ws.root), "--device", "host"]
+
+
+def test_run_page_without_inputs_launches_nothing(run_ws) -> None:
+    import shutil
+
+    shutil.rmtree(run_ws.zoo)
+    shutil.rmtree(run_ws.artifacts)
+    for kind in ("export", "profile", "lm profile", "specdec bench"):
+        at = run_page(kind)
+        assert at.button(key="launch").disabled and at.code[0].value == "pick what to run above"

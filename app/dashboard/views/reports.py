@@ -4,7 +4,7 @@ import importlib.util
 
 import streamlit as st
 
-from app.dashboard import data as D, devices, jobs, ui
+from app.dashboard import data as D, jobs, ui
 
 MIME = {".html": "text/html", ".md": "text/markdown"}
 
@@ -15,12 +15,7 @@ if importlib.util.find_spec("profiles.report") is None:
                "EdgeZoo. Nothing can be generated here until it lands.")
     st.stop()
 
-catalog, problem = devices.catalog()
-if problem:
-    st.caption(f"device catalog unavailable ({problem}): only the host can be chosen")
-device = st.selectbox("Device the predicted figures are for", ["host", *sorted(catalog)], key="report_device",
-                      help="host = this machine, with its measured (cached) roofline profile")
-argv = ["report", "-w", str(ws.root), "--device", device]
+argv = ui.report_argv(ws)
 st.code("edgezoo " + " ".join(argv), language="bash")
 if st.button("Generate report", type="primary", key="generate"):
     st.toast(f"started job {jobs.start(ws, argv).id}")
