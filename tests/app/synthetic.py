@@ -1,53 +1,106 @@
-"""A synthetic workspace for dashboard tests: hand-made records in a real Store, and one zoo card."""
+"""A synthetic workspace for dashboard tests: records built through profiles.record.Record and its parts (so that a
+change to the producer's schema breaks this generator's tests), in a real Store, and checkpoint cards."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import random
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 from app.workspace import Workspace  # noqa: F401 - re-exported for tests
-from profiles.device import fingerprint
+from profiles import record as R
+from profiles.device import environment, fingerprint
 from profiles.hostbench import BENCH_VERSION, CACHE_FILE
 from profiles.store import COLUMNS, Store, _flat
 
 MODELS = {"resnet": ("Deep Residual Learning", 0.98, 1.0), "mobilenetv2": ("MobileNetV2", 0.96, 0.6),
           "convmixer": ("Patches Are All You Need?", 0.97, 1.4)}
 FORMATS = {"torch": "torch", "onnx": "onnxruntime", "coreml": "coreml", "mlx": "mlx"}
+RUNTIME_OPTIONS = {"torch": {"num_threads": 2, "interop_threads": 1},  # what each runtime's options() reports
+                   "onnxruntime": {"intra_op_num_threads": 2, "inter_op_num_threads": 1,
+                                   "providers": ["CPUExecutionProvider"]},
+                   "mlx": {"device": "Device(cpu, 0)", "threads_requested": 2, "threads_applied": False,
+                           "dynamic_batch": True, "metadata": True}}
+# compression spec (as `edgezoo export -c` takes it) -> (bits per weight, latency scale, accuracy drop)
 COMPRESSIONS = {"none": (32, 1.0, 0.0), "fp16": (16, 0.7, 0.0), "int8": (8, 0.5, 0.004), "int4-b32": (4.5, 0.45, 0.02),
-                "prune50-ft2": (32, 0.8, 0.01)}
+                "prune50": (32, 0.8, 0.01)}
 # measured "here" (this machine's fingerprint id) so predicted-vs-measured has rows to compare
 DEVICE = {"name": "host:Synthetic CPU x2", "id": fingerprint()["id"], "cpu": "Synthetic CPU", "logical_cores": 2}
 
 
+@lru_cache(maxsize=None)
+def _spec(text: str) -> tuple[str, str]:
+    """(canonical name, JSON of the spec dict) as the exporter parses `text`."""
+    from exporters.compression.spec import parse_spec
+
+    spec = parse_spec(text)
+    return spec.name, json.dumps(spec.to_dict())
+
+
+@lru_cache(maxsize=1)
+def _context() -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """(scenario settings, device, environment) as profiles.measure records them, with the synthetic device."""
+    from profiles.measure import Scenario
+
+    return (dataclasses.asdict(Scenario()), {**fingerprint(), **DEVICE},
+            {**environment(), "git_commit": "0" * 40})
+
+
+def _latency(samples: list[float], scenario: dict[str, Any]) -> R.Latency:
+    """Latency stats of sorted samples (cheap approximations of profiles.stats; no bootstrap for 10k records)."""
+    n = len(samples)
+    mean = sum(samples) / n
+    std = (sum((s - mean) ** 2 for s in samples) / (n - 1)) ** 0.5
+    cut = n // 10
+    return R.Latency(samples_ms=samples, n=n, median_ms=samples[n // 2], p90_ms=samples[int(n * 0.9)],
+                     p99_ms=samples[int(n * 0.99)], mean_ms=mean,
+                     trimmed_mean_ms=sum(samples[cut:n - cut]) / (n - 2 * cut), std_ms=std, cv=std / mean,
+                     min_ms=samples[0], max_ms=samples[-1], median_ci95_ms=[samples[n // 2 - 5], samples[n // 2 + 5]],
+                     extra={"stopped_by": "min_iters_and_seconds", "loop_seconds": sum(samples) / 1e3,
+                            "min_seconds": scenario["min_seconds"], "below_min_seconds": False,
+                            "below_min_iters": False})
+
+
 def make_record(i: int, rng: random.Random, n_samples: int = 200) -> dict[str, Any]:
+    from profiles.runtimes import child_env
+
     model = list(MODELS)[i % 3]
     fmt = list(FORMATS)[(i // 3) % 4]
-    comp = list(COMPRESSIONS)[(i // 12) % 5]
+    spec_text = list(COMPRESSIONS)[(i // 12) % 5]
     paper, acc, speed = MODELS[model]
-    bits, lat_scale, acc_drop = COMPRESSIONS[comp]
-    art = {"path": f"/synthetic/{model}/{fmt}-{comp}", "format": fmt, "compression": comp,
-           "size_bytes": int(700_000 * speed * bits / 32), "bits_per_weight": bits, "sparsity": 0.0,
-           "cost": {"flops": int(3e7 * speed), "activation_bytes": int(2e5 * speed)}}
-    base = {"created": f"2025-01-01T00:{i // 60 % 60:02d}:{i % 60:02d}", "cache_key": f"k{i}", "model": model,
-            "paper": paper, "paper_arxiv": "0000.00000", "artifact": art, "runtime": FORMATS[fmt], "threads": 2,
-            "device": DEVICE}
+    bits, lat_scale, acc_drop = COMPRESSIONS[spec_text]
+    comp, spec = _spec(spec_text)
+    scenario, device, env = _context()
+    runtime = FORMATS[fmt]
+    size = int(700_000 * speed * bits / 32)
+    verification = {"kind": "parity", "runtime": runtime, "max_abs_err": 0.01, "sqnr_db": 40.0 - bits_noise(bits),
+                    "top1_agreement": 0.99, "n": 360, "ok": True}
+    art = R.Artifact(path=f"/synthetic/{model}/{fmt}-{comp}", format=fmt, compression=comp,
+                     compression_config=json.loads(spec), size_bytes=size, bits_per_weight=bits, sparsity=0.0,
+                     weight_bytes=size, cost={"flops": int(3e7 * speed), "activation_bytes": int(2e5 * speed)},
+                     sha256=f"{i:064x}", foreign=False, verification=verification)
+    rec = R.Record(created=f"2025-01-01T00:{i // 60 % 60:02d}:{i % 60:02d}", cache_key=f"k{i}", model=model,
+                   paper=paper, paper_arxiv="0000.00000", artifact=art, runtime=runtime, threads=2,
+                   scenario=R.Scenario("classify", extra=dict(scenario)), device=R.Device.from_dict(device),
+                   environment=R.Environment.from_dict(env), extra={"child_env": child_env(runtime)})
     if fmt == "coreml":  # Core ML cannot predict on Linux: an honest "unavailable" row
-        return {**base, "status": "unavailable", "error_class": "RuntimeUnavailable",
-                "error_message": "Core ML prediction needs macOS"}
+        rec.status = R.Status.failure("unavailable", "RuntimeUnavailable", "Core ML prediction needs macOS")
+        return rec.to_dict()
     median = speed * lat_scale * (1 + 0.3 * rng.random()) * (0.8 if fmt == "onnx" else 1.0)
-    samples = [median * (1 + abs(rng.gauss(0, 0.05))) for _ in range(n_samples)]
-    samples.sort()
-    return {**base, "status": "ok", "runtime_version": "1.0", "load_seconds": 0.05, "first_call_ms": 3 * median,
-            "latency": {"samples_ms": samples, "n": n_samples, "median_ms": samples[n_samples // 2],
-                        "p90_ms": samples[int(n_samples * 0.9)], "mean_ms": sum(samples) / n_samples},
-            "memory": {"peak_rss_bytes": int(60e6 * speed + 1e6 * rng.random()), "load_delta_bytes": int(5e6 * speed),
-                       "peak_label": "VmHWM after reset post-load"},
-            "accuracy": {"metric": "top1", "value": acc - acc_drop - 0.01 * rng.random(), "dataset": "test split",
-                         "n": 360},
-            "parity": {"reference": "torch fp32", "sqnr_db": 40.0 - bits_noise(bits), "max_abs_err": 0.01,
-                       "top1_agreement": 0.99, "n": 360, "ok": True}}
+    samples = sorted(median * (1 + abs(rng.gauss(0, 0.05))) for _ in range(n_samples))
+    rec.runtime_version = "1.0"
+    rec.latency = _latency(samples, scenario)
+    rec.memory = R.Memory(peak_rss_bytes=int(60e6 * speed + 1e6 * rng.random()), rss_before_load_bytes=int(40e6),
+                          load_delta_bytes=int(5e6 * speed), peak_reset=True, peak_label="VmHWM after reset post-load")
+    rec.accuracy = R.Quality(metric="top1", value=acc - acc_drop - 0.01 * rng.random(), dataset="test split", n=360)
+    rec.parity = R.Parity(**{k: v for k, v in verification.items() if k not in ("kind", "runtime")},
+                          reference="torch fp32")
+    rec.extra.update(load_seconds=0.05, runtime_options=RUNTIME_OPTIONS[runtime], first_call_ms=3 * median,
+                     input_shapes=[[1, 1, 8, 8]])
+    return rec.to_dict()
 
 
 def bits_noise(bits: float) -> float:
