@@ -26,6 +26,7 @@ from torch import nn
 
 from exporters.compression import CompressionSpec, compress_, lm_name, parse_spec
 from exporters.compression.torch_level import compress_lm_, compressible_layers, weight_sparsity
+from exporters.cost import try_model_cost
 from exporters.formats import LM, SUFFIXES, Exporter, task_of
 from exporters.formats import get as get_exporter
 from exporters.output import check_out_dir, publish, resolve_out, staging
@@ -33,7 +34,6 @@ from models import checkpoint
 from models.checkpoint import file_sha256
 from models.errors import ArtifactError, ConversionError
 from models.registry import example_inputs, exportable
-from profiles.roofline import try_model_cost
 from trainers.data import load_dataset
 
 MANIFEST = "manifest.json"

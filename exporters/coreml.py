@@ -23,12 +23,8 @@ skip_model_load=True and its MIL program is walked. On macOS it also predicts th
 
 from __future__ import annotations
 
-import contextlib
-import io
-import logging
 import sys
 import time
-import warnings
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -38,6 +34,7 @@ import torch
 from torch import nn
 
 from exporters.compression import CompressionSpec
+from exporters.coreml_common import Capture, feature, load_coremltools, quiet
 
 MODEL_FILE = "model.mlpackage"
 MAX_BATCH = 4096
@@ -57,53 +54,6 @@ COMPRESSED_OPS = {
 _FLOAT_BYTES = {"FLOAT32": 4, "FLOAT16": 2, "BFLOAT16": 2, "FLOAT64": 8}
 _BITS = {"FLOAT32": 32, "FLOAT16": 16, "BFLOAT16": 16, "FLOAT64": 64, "INT32": 32, "UINT32": 32, "INT16": 16,
          "UINT16": 16, "INT8": 8, "UINT8": 8, "INT4": 4, "UINT4": 4, "UINT6": 6, "UINT3": 3, "UINT2": 2, "UINT1": 1}
-
-
-# ---------------------------------------------------------------------------------------------------- import
-
-
-def _ct():
-    """coremltools, imported with its import-time warnings (unsupported sklearn/torch versions, missing
-    libcoremlpython off macOS) silenced: they are true on every Linux machine and say nothing about this export."""
-    log = logging.getLogger("coremltools")
-    if "coremltools" not in sys.modules:
-        level = log.level
-        log.setLevel(logging.ERROR)
-        try:
-            import coremltools  # noqa: F401
-        finally:
-            log.setLevel(level)
-    import coremltools as ct
-
-    return ct
-
-
-class _Capture(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__(logging.WARNING)
-        self.messages: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        msg = record.getMessage().strip()
-        if msg and msg not in self.messages:
-            self.messages.append(msg)
-
-
-@contextlib.contextmanager
-def _quiet(capture: _Capture):
-    """Hide coremltools' tqdm progress bars (stderr) and keep its warnings for the export details."""
-    log = logging.getLogger("coremltools")
-    log.addHandler(capture)
-    propagate, log.propagate = log.propagate, False
-    try:
-        with contextlib.redirect_stderr(io.StringIO()), warnings.catch_warnings():
-            # coremltools' own deprecations and torch pytree FutureWarnings it triggers: not this export's concern
-            warnings.simplefilter("ignore", DeprecationWarning)
-            warnings.simplefilter("ignore", FutureWarning)
-            yield
-    finally:
-        log.removeHandler(capture)
-        log.propagate = propagate
 
 
 # ---------------------------------------------------------------------------------------------------- export
@@ -202,8 +152,8 @@ def _compress(ct, mlmodel, spec: CompressionSpec) -> tuple[Any, dict[str, Any]]:
 
 
 def export(model: nn.Module, inputs: tuple[torch.Tensor, ...], out_dir: Path, spec: CompressionSpec) -> dict[str, Any]:
-    ct = _ct()
-    capture = _Capture()
+    ct = load_coremltools()
+    capture = Capture()
     path = Path(out_dir) / MODEL_FILE
     precision = ct.precision.FLOAT16 if spec.method == "fp16" else ct.precision.FLOAT32
     details: dict[str, Any] = {"deployment_target": f"{DEPLOYMENT_TARGET} / macOS15",
@@ -211,7 +161,7 @@ def export(model: nn.Module, inputs: tuple[torch.Tensor, ...], out_dir: Path, sp
                                "weight_threshold": WEIGHT_THRESHOLD}
     timings = {}
     t0 = time.perf_counter()
-    with _quiet(capture):
+    with quiet(capture):
         try:
             mlmodel = _convert(ct, model, inputs, precision, dynamic=True)
             details["dynamic_batch"] = True
@@ -285,7 +235,7 @@ def _op_name(op) -> str:
 
 def inspect_package(path: Path) -> dict[str, Any]:
     """The structure of a saved .mlpackage, read from its spec (no model load, so it works on Linux)."""
-    ct = _ct()
+    ct = load_coremltools()
     from coremltools.proto import MIL_pb2
 
     path = Path(path)
@@ -341,27 +291,9 @@ def inspect_package(path: Path) -> dict[str, Any]:
         "blob_payload_bytes": blob_payload,
         "sparse": sparse,
         "package_bytes": sum(f.stat().st_size for f in path.rglob("*") if f.is_file()),
-        "inputs": [_feature(f) for f in desc.input],
-        "outputs": [_feature(f) for f in desc.output],
+        "inputs": [feature(f) for f in desc.input],
+        "outputs": [feature(f) for f in desc.output],
     }
-
-
-_ARRAY_DTYPES = {65568: "float32", 65552: "float16", 65600: "float64", 131104: "int32", 131080: "int8"}
-
-
-def _feature(f) -> dict[str, Any]:
-    """{name, shape (None = flexible), dtype} of a model input/output description."""
-    arr = f.type.multiArrayType if f.type.WhichOneof("Type") == "multiArrayType" else None
-    if arr is None:
-        return {"name": f.name, "shape": None, "dtype": f.type.WhichOneof("Type")}
-    shape: list[int | None] = [int(s) for s in arr.shape]
-    ranges = arr.shapeRange.sizeRanges if arr.WhichOneof("ShapeFlexibility") == "shapeRange" else []
-    for i, r in enumerate(ranges):
-        if i < len(shape) and r.lowerBound != r.upperBound:
-            shape[i] = None
-    if arr.WhichOneof("ShapeFlexibility") == "enumeratedShapes" and shape:
-        shape[0] = None
-    return {"name": f.name, "shape": shape or None, "dtype": _ARRAY_DTYPES.get(arr.dataType, str(arr.dataType))}
 
 
 # ---------------------------------------------------------------------------------------------------- verify
@@ -426,7 +358,7 @@ def verify(model: nn.Module, artifact) -> dict[str, Any]:
         return result
     from exporters.verify import numeric_parity
 
-    ct = _ct()
+    ct = load_coremltools()
     mlmodel = ct.models.MLModel(str(artifact.model_file), compute_units=ct.ComputeUnit.CPU_ONLY)
     data = np.load(artifact.path / "eval.npz")
     dynamic = result["inputs"][0]["shape"] is not None and result["inputs"][0]["shape"][0] is None

@@ -1,7 +1,8 @@
 """Roofline estimates: predicted latency = max(FLOPs / peak, bytes moved / bandwidth).
 
-`model_cost` counts a model's FLOPs (torch's FlopCounterMode: 2 per multiply-add of conv/matmul; elementwise
-ops are not counted) and its activation traffic (fp32 bytes of the input and of every leaf module's output).
+`model_cost` (exporters.cost, counted at export) counts a model's FLOPs (torch's FlopCounterMode: 2 per
+multiply-add of conv/matmul; elementwise ops are not counted) and its activation traffic (fp32 bytes of the input
+and of every leaf module's output).
 `bytes moved = weight bytes at their stored (compressed) width + activation bytes`: each tensor read or
 written once, no cache reuse, no kernel overheads. It is a lower bound on time, so measured / predicted >= 1
 is expected, and predicted / measured is the "fraction of the roofline bound" a runtime reaches.
@@ -20,45 +21,10 @@ Activation bytes are counted at fp32 even for fp16 runs, which overstates that t
 from __future__ import annotations
 
 import statistics
-from typing import TYPE_CHECKING, Any, Iterable
+from typing import Any, Iterable
 
+from exporters.cost import model_cost, try_model_cost  # noqa: F401  (counted at export, re-exported)
 from profiles.catalog import Device
-
-# torch is imported inside model_cost only: the dashboard imports this module and must start without torch.
-if TYPE_CHECKING:
-    import torch
-    from torch import nn
-
-def model_cost(model: "nn.Module", inputs: tuple["torch.Tensor", ...]) -> dict[str, int]:
-    """{"flops", "activation_bytes"} of one forward pass of `model` on `inputs` (fp32 activations)."""
-    import torch
-    from torch.utils.flop_counter import FlopCounterMode
-
-    outputs: list[int] = []
-
-    def hook(_m: Any, _i: Any, out: Any) -> None:
-        for t in (out if isinstance(out, (tuple, list)) else (out,)):
-            if isinstance(t, torch.Tensor):
-                outputs.append(t.numel() * 4)
-
-    leaves = [m for m in model.modules() if next(m.children(), None) is None]
-    handles = [m.register_forward_hook(hook) for m in leaves]
-    try:
-        with torch.no_grad(), FlopCounterMode(display=False) as counter:
-            model(*inputs)
-    finally:
-        for h in handles:
-            h.remove()
-    input_bytes = sum(t.numel() * 4 for t in inputs)
-    return {"flops": int(counter.get_total_flops()), "activation_bytes": int(input_bytes + sum(outputs))}
-
-
-def try_model_cost(model: "nn.Module", inputs: tuple["torch.Tensor", ...]) -> dict[str, Any]:
-    """model_cost, or {"error": ...}: an estimate must never break an export."""
-    try:
-        return model_cost(model, inputs)
-    except Exception as e:  # any op FlopCounterMode or a hook cannot handle
-        return {"error": f"{e.__class__.__name__}: {str(e)[:200]}"}
 
 
 def compute_precision(fmt: str | None, compression: str | None) -> str:

@@ -15,12 +15,19 @@ from __future__ import annotations
 import importlib
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
 from models.openelm import OpenELM
 from models.openelm_upstream import save_upstream
+
+
+def load_mlx_lm(folder: Path) -> tuple[Any, dict[str, Any]]:
+    """(model, config) of an mlx-lm model folder, through mlx-lm's own loader."""
+    from mlx_lm.utils import load_model
+
+    return load_model(Path(folder))
 
 
 def export_mlx_lm(model: OpenELM, out_dir: Path, q_bits: int | None = None, q_group: int = 64) -> dict[str, Any]:
@@ -36,8 +43,6 @@ def _quantize_folder(folder: Path, bits: int, group: int) -> dict[str, Any]:
     import mlx.core as mx
     import mlx.nn as nn
     from mlx.utils import tree_flatten
-
-    from profiles.runtimes.mlx_rt import load_mlx_lm
 
     model, config = load_mlx_lm(folder)
     skipped: list[str] = []
@@ -90,10 +95,8 @@ def count_quantized_bits(path: Path, bits: int, group: int) -> dict[str, Any]:
 
 def mlx_generate(folder: Path, prompt: list[int], max_new_tokens: int) -> list[int]:
     """Greedy tokens from mlx-lm's own `generate_step` (its KV cache, its sampler default = argmax): the exported
-    folder checked against mlx-lm itself, apart from EdgeZoo's runtime (profiles.runtimes.mlx_rt)."""
+    folder checked against mlx-lm's own loop."""
     import mlx.core as mx
-
-    from profiles.runtimes.mlx_rt import load_mlx_lm
 
     gen = importlib.import_module("mlx_lm.generate")  # the package re-exports a function of the same name
     model, _ = load_mlx_lm(folder)
@@ -111,7 +114,29 @@ def lm_export(model: OpenELM, out_dir: Path, spec, card: dict[str, Any]) -> dict
     return {"bits_per_weight": info["quantization"]["bits_per_weight"], **info} if native else info
 
 
-def lm_verify(model: OpenELM, artifact) -> dict[str, Any]:
-    from exporters.verify import not_verified
+def mlx_lm_steps(folder: Path) -> tuple[Callable, Callable]:
+    """(prefill, step) through mlx-lm: its loader, its model call and its prompt cache (a fresh one per prefill)."""
+    import mlx.core as mx
+    from mlx_lm.models.cache import make_prompt_cache
 
-    return not_verified("measured when profiled: bits per byte of held-out text through mlx-lm")
+    model, _ = load_mlx_lm(folder)
+    cache: list[Any] = []
+
+    def run(ids: np.ndarray) -> np.ndarray:
+        out = model(mx.array(ids.astype(np.int32)), cache=cache[0])
+        mx.eval(out)
+        return np.array(out, dtype=np.float32)
+
+    def prefill(ids: np.ndarray) -> np.ndarray:
+        cache[:] = [make_prompt_cache(model)]
+        return run(ids)
+
+    return prefill, run
+
+
+def lm_verify(model: OpenELM, artifact) -> dict[str, Any]:
+    """Prefill logits and greedy tokens through mlx-lm against the torch model (exporters.lm.parity)."""
+    from exporters.lm.parity import exact_required, lm_parity
+
+    prefill, step = mlx_lm_steps(artifact.path / "mlx")
+    return lm_parity(model, prefill, step, "mlx-lm", exact_required(artifact))

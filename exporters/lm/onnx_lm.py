@@ -5,7 +5,7 @@
 
 Cached keys are stored rotated (one consistent choice); masks come from lengths (`pad` = left padding per row).
 The per-layer KV-head counts differ (layer-wise scaling), so every layer has its own pair of inputs/outputs.
-profiles.runtimes.onnxruntime_rt runs the two graphs (`OnnxRuntime.load_lm`, `prefill`, `decode_step`).
+The export checks both graphs through onnxruntime (`lm_verify`); profiles.runtimes.onnxruntime_rt measures them.
 """
 
 from __future__ import annotations
@@ -17,8 +17,9 @@ import json
 import logging
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -153,7 +154,28 @@ def lm_export(model: OpenELM, out_dir: Path, spec, card: dict[str, Any]) -> dict
     return {**out, **info}
 
 
-def lm_verify(model: OpenELM, artifact) -> dict[str, Any]:
-    from exporters.verify import not_verified
+def onnx_lm_steps(folder: Path) -> tuple[Callable, Callable]:
+    """(prefill, step) over the two graphs through onnxruntime's CPU provider, the KV cache held between calls."""
+    import onnxruntime as ort
 
-    return not_verified("measured when profiled: bits per byte of held-out text through onnxruntime")
+    folder = Path(folder)
+    layers = json.loads((folder / "lm_onnx.json").read_text())["layers"]
+    prefill_graph, decode_graph = (ort.InferenceSession(str(folder / g), providers=["CPUExecutionProvider"])
+                                   for g in ("prefill.onnx", "decode.onnx"))
+    past_names, cache = _names(layers, "past"), {}
+
+    def run(session, ids: np.ndarray, past: dict[str, np.ndarray]) -> np.ndarray:
+        logits, *present = session.run(None, {"input_ids": ids.astype(np.int64), "pad": np.zeros(len(ids), np.int64),
+                                              **past})
+        cache.update(zip(past_names, present))
+        return logits
+
+    return (lambda ids: run(prefill_graph, ids, {})), (lambda token: run(decode_graph, token, dict(cache)))
+
+
+def lm_verify(model: OpenELM, artifact) -> dict[str, Any]:
+    """Prefill logits and greedy tokens through onnxruntime against the torch model (exporters.lm.parity)."""
+    from exporters.lm.parity import exact_required, lm_parity
+
+    prefill, step = onnx_lm_steps(artifact.path / "onnx")
+    return lm_parity(model, prefill, step, "onnxruntime CPU", exact_required(artifact))

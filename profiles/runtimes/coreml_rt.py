@@ -90,9 +90,9 @@ def check_package(path: Path) -> None:
     try:
         from google.protobuf.message import DecodeError
 
-        from exporters.coreml import _ct
+        from exporters.coreml_common import load_coremltools
 
-        model_pb2 = _ct().proto.Model_pb2
+        model_pb2 = load_coremltools().proto.Model_pb2
     except ImportError:
         return
     spec = model_pb2.Model()
@@ -116,9 +116,9 @@ def _mlmodel(path: Path, options: dict[str, Any]) -> tuple[Any, str]:
     units = str(options.get("compute_units", "ALL")).upper()
     if units not in COMPUTE_UNITS:
         raise ValueError(f"unknown Core ML compute_units {units!r}; use one of {', '.join(COMPUTE_UNITS)}")
-    from exporters.coreml import _ct
+    from exporters.coreml_common import load_coremltools
 
-    ct = _ct()
+    ct = load_coremltools()
     return ct.models.MLModel(str(path), compute_units=getattr(ct.ComputeUnit, units)), units
 
 
@@ -143,11 +143,11 @@ class CoreMLRuntime(Runtime):
         check_package(model_file)
         if sys.platform != "darwin":
             raise RuntimeUnavailable(UNAVAILABLE)
-        from exporters.coreml import _feature
+        from exporters.coreml_common import feature
 
         self.model, units = _mlmodel(model_file, options)
         desc = self.model.get_spec().description
-        self._inputs = [_feature(f) for f in desc.input]
+        self._inputs = [feature(f) for f in desc.input]
         self._outputs = [f.name for f in desc.output]
         self._units = units
         self._threads = threads

@@ -69,13 +69,6 @@ def _mx(options: dict[str, Any]):
     return mx
 
 
-def load_mlx_lm(folder: Path) -> tuple[Any, dict[str, Any]]:
-    """(model, config) of an mlx-lm model folder, through mlx-lm's own loader."""
-    from mlx_lm.utils import load_model
-
-    return load_model(Path(folder))
-
-
 class MlxRuntime(Runtime):
     name = "mlx"
     lm_part = "mlx"
@@ -97,6 +90,8 @@ class MlxRuntime(Runtime):
 
     def load_lm(self, folder: Path, threads: int, options: dict[str, Any] | None = None) -> None:
         from mlx_lm.models.cache import make_prompt_cache
+
+        from exporters.lm.mlx_lm_export import load_mlx_lm  # mlx-lm's loader (imports torch: only for LMs)
 
         self._mx, self._new_cache = _mx(options or {}), make_prompt_cache
         self.lm, _ = load_mlx_lm(self.lm_folder(folder))
