@@ -1,4 +1,5 @@
-"""`exporters {onnx,coreml,mlx,torch} CHECKPOINT [--compress SPEC] [--out DIR]`."""
+"""`exporters {onnx,coreml,mlx,torch} CHECKPOINT [--compress SPEC] [--out DIR]`: vision and language-model
+checkpoints alike, through `exporters.artifact.export_checkpoint` (which dispatches on the card's task)."""
 
 from __future__ import annotations
 
@@ -15,19 +16,25 @@ from models.errors import EdgeZooError
 app = typer.Typer(help="Convert an EdgeZoo checkpoint to ONNX, Core ML or MLX, with compression.",
                   no_args_is_help=True, add_completion=False)
 
-SPEC_HELP = "none | fp16 | int8 | int4[:block=32] | prune[:sparsity=0.5] (prune50) | palettize[:bits=4] (palette4, Core ML)"
+SPEC_HELP = ("none | fp16 | int8 | int4[:block=32] | prune[:sparsity=0.5] (prune50) | palettize[:bits=4] "
+             "(palette4, Core ML); language models: none | int8 | int4 | seedlm3 | seedlm4")
 
 
 def check_checkpoint(ckpt: Path) -> None:
-    """A vision checkpoint whose card names a dataset EdgeZoo has (what export evaluates on), checked before any
-    output is made; a missing folder, a file or a malformed card fails in `read_card`."""
+    """Checked before any output is made: a language-model card names a registered language model; a vision card
+    names a dataset EdgeZoo has (what export evaluates on). A missing folder, a file or a malformed card fails in
+    `read_card`."""
     from models.checkpoint import CARD, read_card
     from models.errors import CheckpointError
+    from models.registry import names
     from trainers.data import DATASETS
 
     card = read_card(ckpt)
     if card.get("task") == "lm":
-        raise CheckpointError(f"{ckpt} is a language-model checkpoint", "export it with `edgezoo lm export`")
+        if card["model"] not in names("lm"):
+            raise CheckpointError(f"checkpoint card {Path(ckpt) / CARD}: task 'lm' but {card['model']!r} is not a "
+                                  "language model", f"language models: {', '.join(names('lm'))}; fix card.json")
+        return
     dataset = card.get("dataset", "digits")
     if not isinstance(dataset, str) or dataset not in DATASETS:
         raise CheckpointError(f"checkpoint card {Path(ckpt) / CARD}: dataset {dataset!r} is unknown",
@@ -52,7 +59,7 @@ def export_command(fmt: str, checkpoint: Path, compress: str, out: Optional[Path
 
 def _make(fmt: str):
     def command(
-        checkpoint: Path = typer.Argument(..., help="checkpoint folder (model.safetensors + card.json)"),
+        checkpoint: Path = typer.Argument(..., help="checkpoint folder (model.safetensors + card.json): vision or LM"),
         compress: str = typer.Option("none", "--compress", "-c", help=SPEC_HELP),
         out: Optional[Path] = typer.Option(None, "--out", "-o", callback=output_path("folder"),
                                            help="artifact folder (default: in the workspace)"),
