@@ -46,6 +46,7 @@ class Job:
     exports: dict[str, tuple[str, ...]]
     scenario: str
     overrides: tuple[str, ...]
+    needs: tuple[str, ...] = ()  # checkpoints it is trained from (a Label Refinery student's refinery)
 
 
 def plan_jobs(plan: RunPlan) -> list[Job]:
@@ -63,7 +64,7 @@ def plan_jobs(plan: RunPlan) -> list[Job]:
     unknown = sorted(set(plan.papers or ()) - set(found))
     if unknown:
         raise EdgeZooError(f"no paper plug-in {', '.join(map(repr, unknown))}", f"use any of: {', '.join(found)}")
-    specs: list[tuple[str | None, Path, Any, dict, str]] = []
+    specs: list[tuple[str | None, Path, Any, dict, str, tuple[str, ...]]] = []
     baseline_exports = dict(found["baselines"].deployables[0].exports)
     for name in plan.recipes:
         exports = plan.format_specs if plan.format_specs is not None else baseline_exports
@@ -71,14 +72,14 @@ def plan_jobs(plan: RunPlan) -> list[Job]:
         if paper is not None and found[paper].task != "classification":
             raise EdgeZooError(f"recipe {name} trains a {found[paper].task} model, not a classifier",
                                f"run it through its paper: edgezoo run --papers {paper}")
-        specs.append((paper, path, train, dict(exports), "classify"))
+        specs.append((paper, path, train, dict(exports), "classify", ()))
     keys = plan.papers if plan.papers is not None else (() if plan.recipes else _default_order(found))
     for key in keys:
         paper = found[key]
         for d in paper.deployables:
             specs.append((key, paper.recipe_path(d.recipe), registry.trainer_for(paper, d), dict(d.exports),
-                          d.scenario))
-    jobs = [_job(paper, recipe, train, exports, scenario, plan) for paper, recipe, train, exports, scenario in specs]
+                          d.scenario, d.needs))
+    jobs = [_job(*spec, plan) for spec in specs]
     _check_names(jobs)
     _check_specs(jobs)
     return jobs
@@ -90,7 +91,7 @@ def _default_order(found: dict[str, Any]) -> tuple[str, ...]:
 
 
 def _job(paper: str | None, recipe: Path, train: Callable[..., dict[str, Any]], exports: dict[str, tuple[str, ...]],
-         scenario: str, plan: RunPlan) -> Job:
+         scenario: str, needs: tuple[str, ...], plan: RunPlan) -> Job:
     from trainers.recipe import read_recipe_yaml
 
     overrides = tuple(plan.overrides)
@@ -98,7 +99,7 @@ def _job(paper: str | None, recipe: Path, train: Callable[..., dict[str, Any]], 
     name = safe_name(read_recipe_yaml(recipe, list(overrides))[0]["name"], f"recipe {recipe.name}: name")
     if plan.formats is not None:
         exports = {f: s for f, s in exports.items() if f in plan.formats}
-    return Job(paper, name, recipe, train, exports, scenario, overrides)
+    return Job(paper, name, recipe, train, exports, scenario, overrides, needs)
 
 
 def _check_names(jobs: list[Job]) -> None:
@@ -121,13 +122,16 @@ def _check_specs(jobs: list[Job]) -> None:
                     parse_spec(spec, fmt, tasks[job.scenario])
 
 
-def recipe_hash(job: Job) -> str:
-    """What makes a trained checkpoint reusable: the recipe's content after overrides, and who trains it."""
+def recipe_hash(job: Job, ws: Workspace) -> str:
+    """What makes a trained checkpoint reusable: the recipe's content after overrides, who trains it, and the
+    weights of the checkpoints it is trained from."""
+    from models.checkpoint import checkpoint_hash
     from trainers.recipe import read_recipe_yaml
 
     data, _ = read_recipe_yaml(job.recipe, list(job.overrides))
-    blob = json.dumps({"recipe": data, "trainer": f"{job.train.__module__}.{job.train.__qualname__}"},
-                      sort_keys=True, default=str)
+    sources = {name: checkpoint_hash(ws.checkpoint_dir(name)) for name in job.needs}
+    blob = json.dumps({"recipe": data, "trainer": f"{job.train.__module__}.{job.train.__qualname__}",
+                       "sources": sources}, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
@@ -135,7 +139,7 @@ def train_or_reuse(job: Job, ws: Workspace, log: Log) -> Path:
     from models.checkpoint import annotate_card, read_card
 
     out = ws.checkpoint_dir(job.checkpoint)
-    wanted = recipe_hash(job)
+    wanted = recipe_hash(job, ws)
     try:
         if read_card(out).get("main_job_hash") == wanted:
             log(f"reuse   {job.checkpoint}: checkpoint up to date (recipe {wanted})")

@@ -41,6 +41,7 @@ class Deployable:
     overrides: tuple[str, ...] = ()
     scenario: str = "classify"
     trainer_of: str | None = None  # the paper whose trainer builds this checkpoint (default: this paper)
+    needs: tuple[str, ...] = ()    # checkpoints (recipe names) it is trained from: retrained when they change
 
 
 @dataclass(frozen=True)

@@ -18,5 +18,5 @@ PAPER = Paper(
                "a smaller train-test gap, crop-wise labels beat image-level ones, and a 4x wider refinery helps "
                "at least as much.",
     deployables=(Deployable(recipe="configs/refinery_gen1.yaml", exports=EXPORTS),
-                 Deployable(recipe="configs/refinery_gen2.yaml", exports=EXPORTS)),
+                 Deployable(recipe="configs/refinery_gen2.yaml", exports=EXPORTS, needs=("refinery_gen1",))),
 )
