@@ -17,7 +17,8 @@ app = typer.Typer(help="EdgeZoo: train, compress, export and profile efficient m
                   no_args_is_help=True, add_completion=False)
 
 STATUSES = ("ok", "failed", "unavailable", "interrupted")
-ThreadsOpt = typer.Option(2, "--threads", "-t", callback=int_at_least(1, 2), help="threads the runtime may use (>= 1)")
+ThreadsOpt = typer.Option(2, "--threads", "-t", callback=int_at_least(1, 2), max=256,
+                          help="threads the runtime may use (1-256)")
 
 
 @app.command()

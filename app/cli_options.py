@@ -85,6 +85,8 @@ def int_list(low: int = 0, example: str = "0,1,2") -> Callable[[str | None], lis
 def input_specs(values: list[str] | None) -> list[dict[str, Any]] | None:
     """Option callback for repeatable `--input NAME=SHAPE[:DTYPE]` (e.g. `x=1x64:float32`, dtype float32 when
     left out): [{"name", "shape", "dtype"}], the input specs of a model whose inputs cannot be read from it."""
+    if not values:
+        return None
     from profiles.child import _DTYPES as DTYPES
 
     example = "pass NAME=SHAPE:DTYPE, e.g. --input x=1x64:float32"

@@ -196,7 +196,6 @@ def _export_into(tmp: Path, exporter: Exporter, model: nn.Module, card: dict[str
     inputs = example_inputs(compressed, 1)
     cost = try_model_cost(compressed, inputs)  # FLOPs + fp32 activation bytes at batch 1, before any exporter casts
     write_eval_data(compressed, card, tmp)  # before export: some exporters cast the model in place
-    t0 = time.perf_counter()
     info = _convert(exporter, card, compressed, tmp, spec, inputs=inputs)
     _finish(tmp, manifest, t0, 8.0 * info["weight_bytes"] / n_weights,
             {k: v for k, v in info.items() if k not in ("weight_bytes",)})

@@ -22,7 +22,3 @@ def numeric_parity(out: np.ndarray, ref: np.ndarray) -> dict[str, Any]:
     return {"max_abs_err": float(np.abs(out - ref).max()), "sqnr_db": sqnr_db(out, ref), "top1_agreement": agree,
             "n": int(ref.shape[0]), "ok": finite and agree >= MIN_TOP1_AGREEMENT}
 
-
-def not_verified(reason: str) -> dict[str, Any]:
-    """The verification entry of an artifact nothing checked at export time, saying where it is checked instead."""
-    return {"kind": "none", "ok": None, "reason": reason}

@@ -26,8 +26,6 @@ def is_lm(rec: dict[str, Any]) -> bool:
     return kind(rec) in LM_KINDS
 
 
-def of_kind(recs: Iterable[dict[str, Any]], *kinds: str) -> list[dict[str, Any]]:
-    return [r for r in recs if kind(r) in kinds]
 
 
 def by_kind(recs: Iterable[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
@@ -68,8 +66,6 @@ def records(store: Any, where: str = "", params: tuple = ()) -> list[dict[str, A
     return [Record.from_dict(r).to_dict() for r in store.records(where, params)]
 
 
-def latest_records(store: Any) -> list[dict[str, Any]]:
-    return latest(records(store))
 
 
 def summary_rows(store: Any, where: str = "", params: tuple = ()) -> list[dict[str, Any]]:

@@ -14,7 +14,6 @@ from exporters.formats import FORMATS, LM
 from models.checkpoint import checkpoint_hash, read_card
 from models.errors import ArtifactError
 
-LM_EXPORTER_VERSION = EXPORTER_VERSION
 LM_FORMATS = FORMATS  # every format exports language models too
 
 
