@@ -1,4 +1,5 @@
-"""A real browser over `edgezoo dashboard`: Debian's chromium driven by Playwright (never `playwright install`)."""
+"""A real browser over `edgezoo dashboard`, driven by Playwright: Debian's chromium on Linux (never
+`playwright install` there), Playwright's own Chromium on macOS (`make setup` installs it)."""
 
 from __future__ import annotations
 
@@ -16,7 +17,8 @@ import pytest
 from tests.app import synthetic
 from trainers.papers import papers
 
-CHROMIUM = shutil.which("chromium")
+MACOS = sys.platform == "darwin"
+CHROMIUM = None if MACOS else shutil.which("chromium")  # None on macOS: Playwright's own browser
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
         "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage"]
 # plotly keeps binary-encoded arrays ({dtype, bdata}) in gd.data with the decoded array under _inputArray
@@ -27,7 +29,7 @@ POINTS_JS = f"""() => {{ {LEN_JS} const d = {PLOT_JS};
   return d && d.data ? d.data.filter(t => t.name !== 'Pareto front').reduce((n, t) => n + len(t.x), 0) : -1; }}"""
 FRONT_JS = f"() => {{ {LEN_JS} return len({PLOT_JS}.data.find(t => t.name === 'Pareto front').x); }}"
 
-pytestmark = pytest.mark.skipif(CHROMIUM is None,
+pytestmark = pytest.mark.skipif(not MACOS and CHROMIUM is None,
                                 reason="Debian's chromium is not installed (apt-get install chromium)")
 
 
