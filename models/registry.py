@@ -29,7 +29,7 @@ class ModelSpec:
 
 REGISTRY: dict[str, ModelSpec] = {}
 BUILTIN_MODULES = ("models.resnet", "models.mobilenetv2", "models.convmixer", "models.lcs_cnn",
-                   "models.spin_convmixer", "models.vit", "models.openelm")
+                   "models.spin_convmixer", "models.vit", "models.openelm", "models.dynamoe")
 
 
 def _load_builtin() -> None:
