@@ -43,7 +43,7 @@ THETAS_REL = (1e-4, 3e-4, 1e-3, 3e-3, 0.01, 0.03, 0.1, 0.3, 1.0)
 DENSE = dict(preset="isotropic", model_args={"num_transformer_layers": 4, "ffn_multipliers": [4.0, 4.0]},
              steps=600, batch_size=16, context=64, lr=3e-3, warmup=50, eval_every=600, eval_windows=128)
 FULL = dict(dense=DENSE, calib_bytes=65536, finetune_steps=300, batch_size=16, context=64, warmup=20,
-            label_bytes=65536, tau=0.1, router_steps=400, save_every=50, eval_windows=128, threads=2)
+            label_bytes=65536, tau=0.1, router_steps=400, save_every=50, eval_windows=128, threads=1)
 QUICK_DENSE = dict(preset="tiny", model_args={"num_transformer_layers": 2, "ffn_multipliers": [4.0, 4.0],
                                               "qkv_multipliers": [1.0, 1.0]},
                    steps=20, batch_size=8, context=32, warmup=2, eval_every=20, eval_windows=8)
