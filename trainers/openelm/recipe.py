@@ -17,6 +17,7 @@ from models.openelm_upstream import unbuildable
 from trainers.recipe import read_recipe_yaml, strict_fields
 
 CONFIG_DIR = Path(__file__).parent / "configs"
+PARALLEL = ("ddp", "fsdp")
 PRESETS = {"layerwise": ModelArgs, "isotropic": ModelArgs.isotropic, "tiny": ModelArgs.tiny}
 
 
@@ -39,6 +40,7 @@ class LMRecipe:
     eval_windows: int | None = None      # None: the whole validation split
     seed: int = 0
     threads: int = 2
+    parallel: str = "ddp"                # under torchrun: ddp (replicated) | fsdp (fully_shard: sharded weights)
 
     def hash(self) -> str:
         return hashlib.sha256(json.dumps(dataclasses.asdict(self), sort_keys=True).encode()).hexdigest()[:16]
@@ -92,6 +94,8 @@ def check_recipe(r: LMRecipe, where: str) -> LMRecipe:
             rng = f"{'>' if strict else '>='} {low}" + (f" and <= {high}" if high is not None else "")
             raise RecipeError(f"{where}: {key} = {value!r} is not {kind} {rng}",
                               f"e.g. --set {key}={_default(key)}")
+    if r.parallel not in PARALLEL:
+        raise RecipeError(f"{where}: parallel = {r.parallel!r} is not one of {PARALLEL}", "e.g. --set parallel=fsdp")
     if not isinstance(r.model_args, dict):
         raise RecipeError(f"{where}: model_args = {r.model_args!r} is not a mapping",
                           "e.g. --set model_args.model_dim=64")

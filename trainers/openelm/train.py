@@ -1,5 +1,8 @@
 """Byte-level LM training: AdamW, linear warm-up + cosine, z-loss, gradient clipping, validation bpb every
-`eval_every` steps, safetensors checkpoints (models/checkpoint.save), DDP (gloo) under torchrun."""
+`eval_every` steps, safetensors checkpoints (models/checkpoint.save). Under torchrun (gloo or nccl) the model is
+replicated (DDP) or sharded (FSDP2 `fully_shard`, `parallel: fsdp`); every rank draws the same global batch of
+`batch_size` windows and trains on its slice, so a run on N ranks follows the single-process run on the same data.
+Checkpoints are one safetensors file whatever the number of ranks."""
 
 from __future__ import annotations
 
@@ -17,6 +20,7 @@ from torch.nn import functional as F
 from tqdm import tqdm
 
 from models import checkpoint
+from models.errors import RecipeError
 from models.openelm import OpenELM
 from trainers.loop import _dist_setup, seed_everything
 from trainers.openelm.recipe import LMRecipe
@@ -71,10 +75,11 @@ def fit_lm(recipe: LMRecipe, out_dir: Path | None = None, progress: bool = False
     torch.set_num_threads(recipe.threads)
     seed_everything(recipe.seed)
     corpus = load_text()
+    check_batch_split(recipe.batch_size, world)
     model = OpenELM(recipe.model_args_obj())
-    net: nn.Module = nn.parallel.DistributedDataParallel(model) if world > 1 else model
-    opt = _optimizer(model, recipe)
-    gen = torch.Generator().manual_seed(recipe.seed * 1000 + rank)  # each rank draws its own windows
+    net = _parallel(model, recipe.parallel, world)
+    opt = _optimizer(net, recipe)
+    gen = torch.Generator().manual_seed(recipe.seed * 1000)  # the same global batches on every rank
     history: list[dict[str, float]] = []
     best, t0 = math.inf, time.perf_counter()
     bar = tqdm(range(recipe.steps), desc=f"train {recipe.name}", disable=not progress or rank != 0, unit="step")
@@ -84,24 +89,26 @@ def fit_lm(recipe: LMRecipe, out_dir: Path | None = None, progress: bool = False
         for g in opt.param_groups:
             g["lr"] = lr_at(step, recipe)
         x, y = random_windows(corpus.train, recipe.batch_size, recipe.context, gen)
+        x, y = x.chunk(world)[rank], y.chunk(world)[rank]  # this rank's slice of the global batch
         loss, ce = lm_loss(net(x), y, recipe.z_loss)
         opt.zero_grad(set_to_none=True)
         loss.backward()
-        nn.utils.clip_grad_norm_(model.parameters(), recipe.grad_clip)
+        nn.utils.clip_grad_norm_(net.parameters(), recipe.grad_clip)
         opt.step()
-        running += ce.item()
+        running += _global_mean(ce.detach(), world)
         if (step + 1) % recipe.eval_every == 0 or step + 1 == recipe.steps:
-            val = evaluate_lm(model, corpus.val, recipe.context, recipe.eval_windows)
+            val = evaluate_lm(net, corpus.val, recipe.context, recipe.eval_windows)  # every rank: FSDP gathers
             n_steps = (step % recipe.eval_every) + 1
             history.append({"step": step + 1, "train_bpb": bits_per_byte(running / n_steps), "val_bpb": val["bpb"],
                             "val_perplexity": val["perplexity"]})
             running = 0.0
             bar.set_postfix(val_bpb=f"{val['bpb']:.3f}")
-            if rank == 0 and out_dir is not None:
+            full = _full_model(net, model, recipe, world) if out_dir is not None else None  # collective
+            if rank == 0 and full is not None:
                 card = _card(recipe, corpus, history, world, time.perf_counter() - t0)
-                checkpoint.save(model, Path(out_dir) / "last", card)
+                checkpoint.save(full, Path(out_dir) / "last", card)
                 if val["bpb"] < best:
-                    checkpoint.save(model, Path(out_dir), {**card, "best_step": step + 1})
+                    checkpoint.save(full, Path(out_dir), {**card, "best_step": step + 1})
             best = min(best, val["bpb"])
     metrics = {"val_bpb": history[-1]["val_bpb"], "best_val_bpb": best, "val_perplexity": history[-1]["val_perplexity"],
                "unigram_bpb": unigram_bpb(corpus.train, corpus.val), "params": sum(p.numel() for p in model.parameters()),
@@ -111,10 +118,52 @@ def fit_lm(recipe: LMRecipe, out_dir: Path | None = None, progress: bool = False
         card["metrics"] = metrics
         checkpoint.save(checkpoint.load(Path(out_dir))[0], Path(out_dir),
                         {k: v for k, v in card.items() if k not in ("model", "args", "paper", "task", "weights_sha256")})
+    model = _full_model(net, model, recipe, world)
     if world > 1:
         dist.barrier()
         dist.destroy_process_group()
     return model.eval(), metrics
+
+
+def check_batch_split(batch_size: int, world: int) -> None:
+    """Every rank trains on an equal slice of the global batch."""
+    if batch_size % world:
+        raise RecipeError(f"batch_size = {batch_size} does not split over {world} ranks",
+                          f"use a multiple of {world}, e.g. --set batch_size={world * max(1, batch_size // world)}")
+
+
+def _parallel(model: OpenELM, parallel: str, world: int) -> nn.Module:
+    """The module the steps run through: the model itself on one process, DDP or FSDP2 under torchrun."""
+    if world == 1:
+        return model
+    if parallel == "ddp":
+        return nn.parallel.DistributedDataParallel(model)
+    from torch.distributed.fsdp import fully_shard
+
+    for layer in model.transformer.layers:  # one all-gather per decoder layer; the root holds embeddings + norm
+        fully_shard(layer)
+    return fully_shard(model)
+
+
+def _full_model(net: nn.Module, model: OpenELM, recipe: LMRecipe, world: int) -> OpenELM:
+    """A plain, unsharded OpenELM with the current weights (FSDP: gathered on every rank, a collective call)."""
+    if world == 1 or recipe.parallel == "ddp":
+        return model
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
+
+    state = get_model_state_dict(net, options=StateDictOptions(full_state_dict=True))  # on every rank
+    full = OpenELM(recipe.model_args_obj())
+    full.load_state_dict(state)
+    return full
+
+
+def _global_mean(value: torch.Tensor, world: int) -> float:
+    """The mean over ranks of a per-rank scalar (equal slices: the global batch's value)."""
+    if world > 1:
+        value = value.clone()
+        dist.all_reduce(value)
+        value /= world
+    return value.item()
 
 
 def _card(recipe: LMRecipe, corpus, history: list[dict[str, float]], world: int, seconds: float) -> dict[str, Any]:
