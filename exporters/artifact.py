@@ -107,8 +107,18 @@ def write_eval_data(model: nn.Module, card: dict[str, Any], out_dir: Path) -> No
     """Held-out test split + the outputs of the torch model handed to the exporter (fp32, after torch-level
     compression such as pruning): parity then measures what the format did, accuracy what compression did."""
     data = load_dataset(card.get("dataset", "digits"))
-    ref = model(torch.from_numpy(data.test.x)).numpy()
+    ref = plain_logits(model(torch.from_numpy(data.test.x)), card["model"]).numpy()
     np.savez_compressed(out_dir / EVAL_DATA, x=data.test.x, y=data.test.y, reference=ref)
+
+
+def plain_logits(out: Any, model_name: str) -> torch.Tensor:
+    """A classifier's eval output must be one logits tensor: None, a dict or a tuple (e.g. upstream RangeAugment's
+    {"logits", "augmented_tensor": None}) would be traced into a broken artifact, so the export stops here."""
+    if not isinstance(out, torch.Tensor):
+        raise ConversionError(f"{model_name} returns {type(out).__name__} in eval mode, not a logits tensor",
+                              "give the model an exportable() that returns the network without training-only "
+                              "outputs (e.g. an augmentor)")
+    return out
 
 
 def compressed_model(ckpt_dir: Path, card: dict[str, Any], spec: CompressionSpec) -> nn.Module:

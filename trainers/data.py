@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 
@@ -53,7 +54,62 @@ def load_digits() -> ImageDataset:
     return ImageDataset("digits", Split(x[tr], y[tr]), Split(x[va], y[va]), Split(x[te], y[te]), 10, h.hexdigest())
 
 
-DATASETS = {"digits": load_digits}
+def upsample2x(x: np.ndarray) -> np.ndarray:
+    """Bilinear 2x upsampling of (N, C, H, W) images, as torch's interpolate(align_corners=False)."""
+    def weights(n: int) -> np.ndarray:  # (2n, n): output row i mixes source rows lo and lo + 1
+        src = np.clip((np.arange(2 * n) + 0.5) / 2 - 0.5, 0, n - 1)
+        lo = np.floor(src).astype(int)
+        w = np.zeros((2 * n, n), np.float32)
+        np.add.at(w, (np.arange(2 * n), lo), 1 - (src - lo))
+        np.add.at(w, (np.arange(2 * n), np.minimum(lo + 1, n - 1)), src - lo)
+        return w
+
+    return np.einsum("ih,nchw,jw->ncij", weights(x.shape[2]), x, weights(x.shape[3])).astype(np.float32)
+
+
+def resize_bilinear(x: np.ndarray, height: int, width: int | None = None) -> np.ndarray:
+    """(N, C, H, W) images resized to (height, width): bilinear, half-pixel centres, edges clamped, no antialias
+    (torch's interpolate(mode="bilinear", align_corners=False) and grid_sample(padding_mode="border"))."""
+    width = height if width is None else width
+
+    def taps(out: int, size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        pos = np.clip((np.arange(out) + 0.5) * size / out - 0.5, 0, size - 1)
+        lo = np.floor(pos).astype(np.int64)
+        return lo, np.minimum(lo + 1, size - 1), (pos - lo).astype(np.float32)
+
+    (y0, y1, fy), (x0, x1, fx) = taps(height, x.shape[2]), taps(width, x.shape[3])
+    rows = x[:, :, y0] * (1 - fy)[:, None] + x[:, :, y1] * fy[:, None]      # (N, C, height, W)
+    return (rows[..., x0] * (1 - fx) + rows[..., x1] * fx).astype(np.float32)  # (N, C, height, width)
+
+
+def _resized_digits(name: str, resize: Callable[[np.ndarray], np.ndarray]) -> ImageDataset:
+    """The digits through `resize`, a stratified 1,200 / 300 / 297 split with a fixed seed (cards 09 and 11)."""
+    from sklearn.model_selection import train_test_split
+
+    std = load_digits()
+    x = resize(np.concatenate([std.train.x, std.val.x, std.test.x]))
+    y = np.concatenate([std.train.y, std.val.y, std.test.y])
+    tr, rest = train_test_split(np.arange(len(y)), train_size=1200, stratify=y, random_state=SPLIT_SEED)
+    va, te = train_test_split(rest, train_size=300, stratify=y[rest], random_state=SPLIT_SEED)
+    tr, va, te = np.sort(tr), np.sort(va), np.sort(te)
+    h = hashlib.sha256(std.split_hash.encode())
+    for arr in (x, tr, va, te):
+        h.update(np.ascontiguousarray(arr).tobytes())
+    return ImageDataset(name, Split(x[tr], y[tr]), Split(x[va], y[va]), Split(x[te], y[te]), std.num_classes,
+                        h.hexdigest())
+
+
+def load_digits16() -> ImageDataset:
+    """The digits upsampled to 16x16 (bilinear), a stratified 1,200 / 300 / 297 split with a fixed seed (card 09)."""
+    return _resized_digits("digits16", upsample2x)
+
+
+def load_digits32() -> ImageDataset:
+    """The digits upsampled to 32x32 (bilinear), the same 1,200 / 300 / 297 split (card 11, multi-scale samplers)."""
+    return _resized_digits("digits32", lambda x: resize_bilinear(x, 32))
+
+
+DATASETS = {"digits": load_digits, "digits16": load_digits16, "digits32": load_digits32}
 
 
 def load_dataset(name: str) -> ImageDataset:

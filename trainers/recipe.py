@@ -125,11 +125,13 @@ RANGES: dict[str, tuple[float | None, float | None, bool, Any]] = {
 CHOICES: dict[str, tuple[str, ...]] = {"optimizer": ("adamw", "sgd")}
 
 
-def check_field(where: str, key: str, value: Any, hint: Any) -> None:
-    """One recipe value: its type, then its range or choices; the error names the key and a value that works."""
+def check_field(where: str, key: str, value: Any, hint: Any,
+                ranges: dict[str, tuple[float | None, float | None, bool, Any]] | None = None) -> None:
+    """One recipe value: its type, then its range or choices; the error names the key and a value that works.
+    `ranges` adds a recipe's own fields to (or overrides) RANGES."""
     from models.checkpoint import type_fits, type_name
 
-    low, high, open_low, example = RANGES.get(key, (None, None, False, None))
+    low, high, open_low, example = {**RANGES, **(ranges or {})}.get(key, (None, None, False, None))
     if not type_fits(value, hint):
         eg = f", e.g. --set {key}={example}" if example is not None else ""
         raise RecipeError(f"{where}: {key}={value!r} is not {type_name(hint)}", f"set {key} to {type_name(hint)}{eg}")
