@@ -195,6 +195,7 @@ def profile_or_reuse(artifact, store, threads: int, scenario: Any = None, paper:
 
 def _classify_job(job: Job, ckpt: Path, ws: Workspace, store, plan: RunPlan, log: Log) -> list[dict[str, Any]]:
     from exporters.artifact import export_checkpoint
+    from profiles.measure import per_input_size
 
     model = json.loads((ckpt / "card.json").read_text())["model"]
     rows = []
@@ -208,10 +209,13 @@ def _classify_job(job: Job, ckpt: Path, ws: Workspace, store, plan: RunPlan, log
                 rows.append(_store(store, failure_record("export", job.paper, model, fmt, spec, e), None))
                 continue
             t1 = time.perf_counter()
-            row = profile_or_reuse(artifact, store, plan.threads, plan.scenario, job.paper)
-            log(f"{row['status']:<7} {job.paper or model} {model} {fmt} {artifact.manifest['compression_name']}"
-                f"{_p50(row)}  (export {t1 - t0:.1f} s, profile {time.perf_counter() - t1:.1f} s)")
-            rows.append(row)
+            for scenario in per_input_size(plan.scenario, artifact.manifest):  # each size of a multi-scale model
+                t2 = time.perf_counter()
+                row = profile_or_reuse(artifact, store, plan.threads, scenario, job.paper)
+                at = f" at {scenario.input_size}px" if scenario.input_size else ""
+                log(f"{row['status']:<7} {job.paper or model} {model} {fmt} {artifact.manifest['compression_name']}"
+                    f"{at}{_p50(row)}  (export {t1 - t0:.1f} s, profile {time.perf_counter() - t2:.1f} s)")
+                rows.append(row)
     return rows
 
 

@@ -206,13 +206,16 @@ def _export_into(tmp: Path, exporter: Exporter, model: nn.Module, card: dict[str
     inputs = example_inputs(compressed, 1)
     cost = try_model_cost(compressed, inputs)  # FLOPs + fp32 activation bytes at batch 1, before any exporter casts
     write_eval_data(compressed, card, tmp)  # before export: some exporters cast the model in place
-    info = _convert(exporter, card, compressed, tmp, spec, inputs=inputs)
+    sizes = tuple(card.get("input_sizes") or ())  # multi-scale models (trainers/samplers.py): every size trained at
+    info = _convert(exporter, card, compressed, tmp, spec, inputs=inputs, sizes=sizes)
     _finish(tmp, manifest, t0, 8.0 * info["weight_bytes"] / n_weights,
             {k: v for k, v in info.items() if k not in ("weight_bytes",)})
     manifest.update(model_args=card["args"], n_weights=n_weights, weight_bytes=info["weight_bytes"], cost=cost,
                     inputs=input_specs(inputs, dynamic_batch=info.get("dynamic_batch", False)),
                     outputs=[{"name": "logits", "shape": [None, card["args"].get("num_classes", 10)]}],
                     sparsity=weight_sparsity(compressed))
+    if sizes:  # the square sizes the artifact takes (checked per format); profiles measure each
+        manifest["input_sizes"] = info.get("input_sizes", [])
     manifest["verification"] = exporter.verify(reference, Artifact(tmp, manifest))
 
 

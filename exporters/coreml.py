@@ -63,11 +63,22 @@ def _input_names(inputs: tuple[torch.Tensor, ...]) -> list[str]:
     return [f"input_{i}" if i else "input" for i in range(len(inputs))]
 
 
-def _convert(ct, model: nn.Module, inputs: tuple[torch.Tensor, ...], precision, dynamic: bool):
+def _convert(ct, model: nn.Module, inputs: tuple[torch.Tensor, ...], precision, dynamic: bool,
+             sizes: tuple[int, ...] = ()):
     """torch.export -> run_decompositions({}) -> ct.convert. Dynamic batch traces with batch 2 (torch.export
-    specialises a size-1 dim) and declares a RangeDim(1, MAX_BATCH) batch."""
+    specialises a size-1 dim) and declares a RangeDim(1, MAX_BATCH) batch. `sizes`: batch 1 at the example's size
+    and at each square size, as Core ML EnumeratedShapes (traced with dynamic height and width)."""
     names = _input_names(inputs)
-    if dynamic:
+    if sizes:
+        base = inputs[0].shape[-1]
+        span = sorted({*sizes, base})
+        hw = {2: torch.export.Dim("height", min=span[0], max=span[-1]),
+              3: torch.export.Dim("width", min=span[0], max=span[-1])}
+        program = torch.export.export(model, inputs[:1], dynamic_shapes=(hw,))
+        shapes = ct.EnumeratedShapes(shapes=[(1, inputs[0].shape[1], s, s) for s in span],
+                                     default=(1, *inputs[0].shape[1:]))
+        ct_inputs = [ct.TensorType(name=names[0], shape=shapes, dtype=np.float32)]
+    elif dynamic:
         batch = torch.export.Dim("batch", min=1, max=MAX_BATCH)
         traced = tuple(t.expand(2, *t.shape[1:]).contiguous() for t in inputs)
         program = torch.export.export(model, traced, dynamic_shapes=tuple({0: batch} for _ in inputs))
@@ -104,7 +115,7 @@ def effective_block(cin: int, block: int) -> int:
     return max(d for d in range(1, block + 1) if cin % d == 0)
 
 
-def _compress(ct, mlmodel, spec: CompressionSpec) -> tuple[Any, dict[str, Any]]:
+def _compress(ct, mlmodel, spec: CompressionSpec, model: nn.Module | None = None) -> tuple[Any, dict[str, Any]]:
     import coremltools.optimize.coreml as cto
 
     if spec.method in ("int8", "int4"):
@@ -151,7 +162,9 @@ def _compress(ct, mlmodel, spec: CompressionSpec) -> tuple[Any, dict[str, Any]]:
                              f"{'FLOAT16' if spec.method == 'fp16' else 'FLOAT32'})"}
 
 
-def export(model: nn.Module, inputs: tuple[torch.Tensor, ...], out_dir: Path, spec: CompressionSpec) -> dict[str, Any]:
+def export(model: nn.Module, inputs: tuple[torch.Tensor, ...], out_dir: Path, spec: CompressionSpec,
+           sizes: tuple[int, ...] = ()) -> dict[str, Any]:
+    """`sizes`: square input sizes besides the example's, declared as enumerated shapes at batch 1."""
     ct = load_coremltools()
     capture = Capture()
     path = Path(out_dir) / MODEL_FILE
@@ -163,15 +176,19 @@ def export(model: nn.Module, inputs: tuple[torch.Tensor, ...], out_dir: Path, sp
     t0 = time.perf_counter()
     with quiet(capture):
         try:
-            mlmodel = _convert(ct, model, inputs, precision, dynamic=True)
-            details["dynamic_batch"] = True
+            if sizes:  # enumerated shapes fix the batch at 1
+                mlmodel = _convert(ct, model, inputs, precision, dynamic=False, sizes=sizes)
+            else:
+                mlmodel = _convert(ct, model, inputs, precision, dynamic=True)
+            details["dynamic_batch"] = not sizes
         except Exception as e:  # some graphs only convert with a static batch: say so, and go on with batch 1
             details["dynamic_batch"] = False
-            details["dynamic_batch_error"] = f"{e.__class__.__name__}: {str(e).strip()[:200]}"
+            details["enumerated_shapes_error" if sizes else "dynamic_batch_error"] = \
+                f"{e.__class__.__name__}: {str(e).strip()[:200]}"
             mlmodel = _convert(ct, model, inputs, precision, dynamic=False)
         timings["convert_s"] = time.perf_counter() - t0
         t1 = time.perf_counter()
-        mlmodel, info = _compress(ct, mlmodel, spec)
+        mlmodel, info = _compress(ct, mlmodel, spec, model)
         timings["compress_s"] = time.perf_counter() - t1
         mlmodel.save(str(path))
     # ct.convert of a torch.export program adds an ExecuTorch debug-handle map (not in the package manifest, not
@@ -198,7 +215,16 @@ def export(model: nn.Module, inputs: tuple[torch.Tensor, ...], out_dir: Path, sp
         # small enough to be stored inline in model.mlmodel (biases of < 10 values): every stored parameter byte
         "weight_bytes": structure["weight_bin_bytes"] + structure["inline_param_bytes"],
     })
+    if sizes:  # read back from the saved package: what Core ML will accept
+        details["input_sizes"] = enumerated_sizes(path)
     return details
+
+
+def enumerated_sizes(path: Path) -> list[int]:
+    """The square sizes (last two dims equal) among the first input's enumerated shapes in a saved package."""
+    ct = load_coremltools()
+    arr = ct.models.MLModel(str(path), skip_model_load=True).get_spec().description.input[0].type.multiArrayType
+    return sorted({int(s.shape[-1]) for s in arr.enumeratedShapes.shapes if s.shape[-1] == s.shape[-2]})
 
 
 # ---------------------------------------------------------------------------------------------------- inspection

@@ -70,6 +70,7 @@ def feature(f) -> dict[str, Any]:
     for i, r in enumerate(ranges):
         if i < len(shape) and r.lowerBound != r.upperBound:
             shape[i] = None
-    if arr.WhichOneof("ShapeFlexibility") == "enumeratedShapes" and shape:
+    enumerated = arr.enumeratedShapes.shapes if arr.WhichOneof("ShapeFlexibility") == "enumeratedShapes" else []
+    if shape and len({tuple(s.shape)[:1] for s in enumerated}) > 1:  # batch among the enumerated dims
         shape[0] = None
     return {"name": f.name, "shape": shape or None, "dtype": _ARRAY_DTYPES.get(arr.dataType, str(arr.dataType))}

@@ -47,9 +47,12 @@ class Exporter:
         return importlib.import_module(self.lm_module if task == LM else self.module)
 
     def export(self, model, out_dir: Path, spec, task: str = CLASSIFICATION, inputs=None,
-               card: dict[str, Any] | None = None) -> dict[str, Any]:
+               card: dict[str, Any] | None = None, sizes: tuple[int, ...] = ()) -> dict[str, Any]:
+        """`sizes`: square input sizes a classifier also takes besides the example's (multi-scale models)."""
         impl = self.implementation(task)
-        return impl.lm_export(model, out_dir, spec, card or {}) if task == LM else impl.export(model, inputs, out_dir, spec)
+        if task == LM:
+            return impl.lm_export(model, out_dir, spec, card or {})
+        return impl.export(model, inputs, out_dir, spec, sizes) if sizes else impl.export(model, inputs, out_dir, spec)
 
     def verify(self, model, artifact, task: str = CLASSIFICATION) -> dict[str, Any]:
         impl = self.implementation(task)

@@ -30,7 +30,7 @@ from exporters.compression.spec import CompressionSpec
 from exporters.formats import MODEL_FILES
 from exporters.mlx_ops import CONV_OPS, OPS, V, op_key, schema_args, torch_layout, unsupported
 from exporters.mlx_weights import GROUP_SIZES, MIN_SAVING_BYTES, WeightStore, stored_layout  # noqa: F401 (GROUP_SIZES: tests)
-from exporters.verify import numeric_parity
+from exporters.verify import numeric_parity, size_parity
 from models.errors import ConversionError
 
 
@@ -116,7 +116,10 @@ def _save(path: Path, program: Program, example: list[mx.array], inputs: tuple[t
     return False, reason
 
 
-def export(model: nn.Module, inputs: tuple[torch.Tensor, ...], out_dir: Path, spec: CompressionSpec) -> dict:
+def export(model: nn.Module, inputs: tuple[torch.Tensor, ...], out_dir: Path, spec: CompressionSpec,
+           sizes: tuple[int, ...] = ()) -> dict:
+    """`sizes`: square input sizes besides the example's. A shapeless export takes them when every op is traced
+    shape-polymorphically (global pooling CNNs are); each size is checked against torch and listed if it agrees."""
     try:
         ep = torch_graph(model, inputs)
     except Exception as e:  # torch.export's own failures (data-dependent control flow, ...)
@@ -143,6 +146,10 @@ def export(model: nn.Module, inputs: tuple[torch.Tensor, ...], out_dir: Path, sp
     if note:
         info["dynamic_batch_note"] = note
     info.update(_compression_details(spec, w))
+    if sizes:
+        fn = mx.import_function(str(path))
+        info["input_sizes"], info["size_parity"] = size_parity(model, lambda x: run_function(fn, x, dynamic), sizes,
+                                                               out_dir)
     return info
 
 

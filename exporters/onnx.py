@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from exporters.compression import CompressionSpec, rtn_quantize
-from exporters.verify import numeric_parity
+from exporters.verify import numeric_parity, size_parity
 
 OPSET = 21
 MODEL_FILE = "model.onnx"
@@ -31,38 +31,46 @@ MODEL_FILE = "model.onnx"
 _BASE_GRAPHS: dict[str, bytes] = {}  # fp32 graph per (weights, input shapes): fp16/int8/int4 start from it
 
 
-def _graph_key(model: nn.Module, inputs: tuple[torch.Tensor, ...]) -> str:
+def _graph_key(model: nn.Module, inputs: tuple[torch.Tensor, ...], sizes: tuple[int, ...] = ()) -> str:
     h = hashlib.sha256(type(model).__name__.encode())
     for name, t in model.state_dict().items():
         h.update(name.encode())
         h.update(t.detach().contiguous().numpy().tobytes())
     h.update(repr([tuple(x.shape) for x in inputs]).encode())
+    h.update(repr(sorted(sizes)).encode())
     return h.hexdigest()
 
 
-def _torch_export(model: nn.Module, inputs: tuple[torch.Tensor, ...], path: Path) -> None:
-    key = _graph_key(model, inputs)
+def _torch_export(model: nn.Module, inputs: tuple[torch.Tensor, ...], path: Path, sizes: tuple[int, ...] = ()) -> None:
+    key = _graph_key(model, inputs, sizes)
     if key not in _BASE_GRAPHS:
-        _export_uncached(model, inputs, path)
+        _export_uncached(model, inputs, path, sizes)
         _BASE_GRAPHS[key] = path.read_bytes()
     path.write_bytes(_BASE_GRAPHS[key])
 
 
-def _export_uncached(model: nn.Module, inputs: tuple[torch.Tensor, ...], path: Path) -> None:
+def _export_uncached(model: nn.Module, inputs: tuple[torch.Tensor, ...], path: Path, sizes: tuple[int, ...] = ()) -> None:
+    """Dynamic batch; with `sizes`, dynamic height and width too, over the range the sizes span."""
     logging.getLogger("torch.onnx").setLevel(logging.ERROR)  # e.g. "torchvision is not installed" on every export
-    batch = torch.export.Dim("batch", min=1, max=4096)
+    dims: dict[int, Any] = {0: torch.export.Dim("batch", min=1, max=4096)}
+    if sizes:
+        span = (*sizes, inputs[0].shape[-1])
+        dims[2] = torch.export.Dim("height", min=min(span), max=max(span))
+        dims[3] = torch.export.Dim("width", min=min(span), max=max(span))
     with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():  # progress lines, deprecations
         warnings.simplefilter("ignore")
         program = torch.onnx.export(model, inputs, dynamo=True, opset_version=OPSET, input_names=["input"],
-                                    output_names=["logits"], dynamic_shapes=({0: batch},), verbose=False)
+                                    output_names=["logits"], dynamic_shapes=(dims,), verbose=False)
     program.save(str(path))
 
 
-def export(model: nn.Module, inputs: tuple[torch.Tensor, ...], out_dir: Path, spec: CompressionSpec) -> dict[str, Any]:
+def export(model: nn.Module, inputs: tuple[torch.Tensor, ...], out_dir: Path, spec: CompressionSpec,
+           sizes: tuple[int, ...] = ()) -> dict[str, Any]:
+    """`sizes`: square input sizes the graph takes besides the example's (dynamic H/W axes, checked per size)."""
     import onnx
 
     path = Path(out_dir) / MODEL_FILE
-    _torch_export(model, inputs, path)
+    _torch_export(model, inputs, path, sizes)
     details: dict[str, Any] = {"opset": OPSET, "dynamic_batch": True}
     if spec.method == "fp16":
         from onnxruntime.transformers.float16 import convert_float_to_float16
@@ -78,6 +86,13 @@ def export(model: nn.Module, inputs: tuple[torch.Tensor, ...], out_dir: Path, sp
     graph = onnx.load(str(path))
     details["ops"] = op_histogram(graph)
     details["weight_bytes"] = initializer_bytes(graph)
+    if sizes:
+        import onnxruntime as ort
+
+        sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        details["dynamic_hw"] = True
+        details["input_sizes"], details["size_parity"] = size_parity(
+            model, lambda x: sess.run(None, {"input": x})[0], sizes, out_dir)
     return details
 
 

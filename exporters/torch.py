@@ -15,7 +15,8 @@ from exporters.verify import numeric_parity
 from models import checkpoint
 
 
-def export(model: nn.Module, inputs: tuple[torch.Tensor, ...], out_dir: Path, spec: CompressionSpec) -> dict[str, Any]:
+def export(model: nn.Module, inputs: tuple[torch.Tensor, ...], out_dir: Path, spec: CompressionSpec,
+           sizes: tuple[int, ...] = ()) -> dict[str, Any]:
     if spec.method == "fp16":
         model = model.half()
     checkpoint.save(model, Path(out_dir), {})
@@ -24,7 +25,8 @@ def export(model: nn.Module, inputs: tuple[torch.Tensor, ...], out_dir: Path, sp
     stored = sum(t.numel() * t.element_size() for t in model.state_dict().values() if t.is_floating_point())
     if spec.method == "fp16":
         stored //= 2
-    return {"dynamic_batch": True, "weight_bytes": stored, "file_bytes": size, "tool": "safetensors"}
+    extra = {"input_sizes": list(sizes)} if sizes else {}  # the eager model takes any size its layers allow
+    return {"dynamic_batch": True, "weight_bytes": stored, "file_bytes": size, "tool": "safetensors", **extra}
 
 
 @torch.no_grad()

@@ -22,3 +22,30 @@ def numeric_parity(out: np.ndarray, ref: np.ndarray) -> dict[str, Any]:
     return {"max_abs_err": float(np.abs(out - ref).max()), "sqnr_db": sqnr_db(out, ref), "top1_agreement": agree,
             "n": int(ref.shape[0]), "ok": finite and agree >= MIN_TOP1_AGREEMENT}
 
+
+
+def size_parity(model: Any, run: Any, sizes: tuple[int, ...], folder: Any, n: int = 64) -> tuple[list[int], dict]:
+    """A multi-size export checked at each square input size: `run(x)` (the format's logits for a numpy batch) against
+    the torch `model` on the artifact's first `n` held-out images (eval.npz) resized to that size. Returns the sizes
+    whose outputs agree and the parity per size (or the error a size raised)."""
+    from pathlib import Path
+
+    import torch
+
+    from trainers.data import resize_bilinear
+
+    base = np.load(Path(folder) / "eval.npz")["x"][:n]
+    ok, report = [], {}
+    for size in sizes:
+        x = resize_bilinear(base, size)
+        with torch.no_grad():
+            ref = model(torch.from_numpy(x)).numpy()
+        try:
+            parity = numeric_parity(np.asarray(run(x)), ref)
+        except Exception as e:  # a size the format rejects is reported, not raised: the base size still works
+            report[str(size)] = {"ok": False, "error": f"{e.__class__.__name__}: {str(e).strip()[:160]}"}
+            continue
+        report[str(size)] = parity
+        if parity["ok"]:
+            ok.append(size)
+    return ok, report

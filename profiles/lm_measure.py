@@ -72,7 +72,32 @@ def child(req: dict[str, Any]) -> dict[str, Any]:
                decode_tokens_per_s=1.0 / float(np.median(samples)), latency=lat.to_dict(),
                memory=R.Memory(peak_rss_bytes=memory.peak_rss(), peak_reset=peak_reset,
                                peak_label=memory.peak_label(peak_reset)).to_dict())
+    if req.get("quality_eval"):  # after the memory peak is read: it may load the checkpoint's reference in torch
+        out["accuracy"].update(_extra_quality(rt, req["quality_eval"]))
     return out
+
+
+def _extra_quality(rt: Runtime, qe: dict[str, Any]) -> dict[str, Any]:
+    """More quality figures of the artifact (e.g. a policy's reward, KL and win rate), from the function its
+    checkpoint's card names under `quality_eval`: (runtime, settings, checkpoint folder) -> {name: value}."""
+    import importlib
+
+    module, name = qe["function"].rsplit(".", 1)
+    return getattr(importlib.import_module(module), name)(rt, qe["settings"], qe["checkpoint"])
+
+
+def quality_eval(man: dict[str, Any]) -> dict[str, Any] | None:
+    """The `quality_eval` of the artifact's checkpoint card (a function under trainers/ and its settings), or None."""
+    from models.checkpoint import read_card
+    from models.errors import EdgeZooError
+
+    try:
+        qe = read_card(Path(man["checkpoint"])).get("quality_eval") if man.get("checkpoint") else None
+    except EdgeZooError:
+        return None
+    if not isinstance(qe, dict) or not str(qe.get("function", "")).startswith("trainers."):
+        return None
+    return {**qe, "checkpoint": man["checkpoint"]}
 
 
 def lm_request_key(manifest: dict[str, Any], req: dict[str, Any]) -> str:
@@ -88,9 +113,12 @@ def lm_request(folder: Path, runtime: str, threads: int = 2, prompt_len: int = 3
     from exporters.lm.artifact import read_lm_manifest
 
     man = read_lm_manifest(folder, check_sha=False)  # only its vocabulary: measure_lm checks the bytes
-    return {"folder": str(Path(folder).resolve()), "runtime": runtime, "threads": threads, "prompt_len": prompt_len,
-            "new_tokens": new_tokens, "context": context, "eval_windows": eval_windows, "repeats": repeats,
-            "byte_vocab": man.get("vocab_size", 256) == 256}
+    req = {"folder": str(Path(folder).resolve()), "runtime": runtime, "threads": threads, "prompt_len": prompt_len,
+           "new_tokens": new_tokens, "context": context, "eval_windows": eval_windows, "repeats": repeats,
+           "byte_vocab": man.get("vocab_size", 256) == 256}
+    if (qe := quality_eval(man)) is not None:
+        req["quality_eval"] = qe
+    return req
 
 
 def measure_lm(folder: Path, runtime: str | None = None, threads: int = 2, prompt_len: int = 32, new_tokens: int = 32,

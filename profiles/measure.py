@@ -26,12 +26,25 @@ class Scenario:
     min_seconds: float = 0.5
     max_seconds: float = 20.0
     max_iters: int = 20_000
+    input_size: int | None = None  # square input resolution (multi-scale artifacts); None: the declared input shape
+
+
+def settings(scenario: Scenario) -> dict[str, Any]:
+    """The scenario as stored and hashed; input_size only when set, so other records keep their keys."""
+    return {k: v for k, v in dataclasses.asdict(scenario).items() if k != "input_size" or v is not None}
+
+
+def per_input_size(scenario: Scenario | None, manifest: dict[str, Any]) -> list[Scenario]:
+    """One scenario per input size an artifact declares (`input_sizes`, multi-scale models), else the one given."""
+    scenario = scenario or Scenario()
+    sizes = manifest.get("input_sizes") or []
+    return [dataclasses.replace(scenario, input_size=int(s)) for s in sizes] or [scenario]
 
 
 def request_key(artifact: Artifact, runtime: str, threads: int, scenario: Scenario, options: dict[str, Any]) -> str:
     """What makes a measurement reusable: same bytes, runtime, threads, scenario, options and device."""
     blob = json.dumps({"sha": artifact.manifest.get("sha256"), "runtime": runtime, "threads": threads,
-                       "scenario": dataclasses.asdict(scenario), "options": options,
+                       "scenario": settings(scenario), "options": options,
                        "device": fingerprint()["id"], "env": child_env(runtime)}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:24]
 
@@ -46,7 +59,7 @@ def _base_record(artifact: Artifact, runtime: str, threads: int, scenario: Scena
                      foreign=bool(m.get("foreign")), verification=m.get("verification"))
     return R.Record(cache_key=key, model=m.get("model"), paper=paper.get("title"), paper_arxiv=paper.get("arxiv"),
                     artifact=art, runtime=runtime, threads=threads,
-                    scenario=R.Scenario("classify", extra=dataclasses.asdict(scenario)),
+                    scenario=R.Scenario("classify", extra=settings(scenario)),
                     device=R.Device.from_dict(fingerprint()),
                     environment=R.Environment.from_dict({**environment(), "git_commit": git_commit()}))
 
@@ -76,7 +89,9 @@ def measure(artifact_path: Path | Artifact, runtime: str | None = None, threads:
     scenario, options = scenario or Scenario(), options or {}
     key = request_key(artifact, runtime, threads, scenario, options)
     base = _base_record(artifact, runtime, threads, scenario, key)
-    request = {"runtime": runtime, "threads": threads, "scenario": dataclasses.asdict(scenario), "options": options,
+    if scenario.input_size is not None and not (isinstance(scenario.input_size, int) and scenario.input_size >= 1):
+        raise EdgeZooError(f"input size {scenario.input_size!r} is not a positive integer", "pass e.g. 32")
+    request = {"runtime": runtime, "threads": threads, "scenario": settings(scenario), "options": options,
                "model_file": str(artifact.model_file), "folder": str(artifact.path),
                "inputs": inputs or artifact.manifest.get("inputs"), "evaluate": not artifact.manifest.get("foreign"),
                "env": child_env(runtime)}

@@ -46,11 +46,13 @@ def of_paper(recs: Iterable[dict[str, Any]], paper: Any) -> list[dict[str, Any]]
 
 def artifact_key(rec: dict[str, Any]) -> tuple:
     """What one measured thing is: its files (or checkpoint), format, compression, runtime, threads, the device and
-    the scenario settings that make different rows of one artifact (speculative decoding's gamma and context)."""
+    the scenario settings that make different rows of one artifact (speculative decoding's gamma and context, a
+    multi-scale model's input size)."""
     art, sc = rec.get("artifact") or {}, rec.get("scenario") or {}
     where = art.get("path") or sc.get("folder") or art.get("checkpoint")
     return (rec.get("model"), where, art.get("format"), art.get("compression"), rec.get("runtime"), rec.get("threads"),
-            (rec.get("device") or {}).get("id"), kind(rec), sc.get("gamma"), sc.get("context"), sc.get("mode"))
+            (rec.get("device") or {}).get("id"), kind(rec), sc.get("gamma"), sc.get("context"), sc.get("mode"),
+            sc.get("input_size"))
 
 
 def latest(recs: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -147,13 +147,17 @@ class Memory(Part):
 
 @dataclass
 class Quality(Part):
-    """Stored under the record's `accuracy` key: metric (top1, bits_per_byte, ...), value, dataset, n."""
+    """Stored under the record's `accuracy` key: metric (top1, bits_per_byte, ...), value, dataset, n. A policy LM
+    (SALSA) adds its held-out reward, per-token KL to its reference and win rate against its base model."""
 
     KEEP: ClassVar[tuple[str, ...]] = ("metric", "value")
     metric: str | None = None
     value: float | None = None
     dataset: str | None = None
     n: int | None = None
+    reward: float | None = None
+    kl_to_reference: float | None = None
+    win_rate_vs_base: float | None = None
 
     @property
     def higher_is_better(self) -> bool:

@@ -52,7 +52,8 @@ def artifact_row(rec: dict[str, Any]) -> dict[str, Any]:
             "p50_ms": None if lm else lat.get("median_ms"), "decode_tokens_per_s": rec.get("decode_tokens_per_s"),
             "quality": acc.get("value"), "metric": metric_label(acc["metric"]) if acc.get("metric") else None,
             "gamma": spec.get("gamma"), "context": spec.get("context"), "acceptance": rec.get("acceptance_rate"),
-            "speedup": rec.get("speedup_vs_plain"), "error": rec.get("error_message")}
+            "speedup": rec.get("speedup_vs_plain"), "reward": acc.get("reward"), "kl": acc.get("kl_to_reference"),
+            "win_rate": acc.get("win_rate_vs_base"), "error": rec.get("error_message")}
 
 
 def verdict_text(claim: dict[str, Any]) -> str:
@@ -84,7 +85,8 @@ COLUMNS = (("model", "model", str), ("format", "format", str), ("compression", "
            ("runtime", "runtime", str), ("status", "status", str), ("size_bytes", "size", None),
            ("bits_per_weight", "bits/w", ".2f"), ("p50_ms", "p50 ms", ".4f"), ("decode_tokens_per_s", "decode tok/s", ".0f"),
            ("quality", "quality", ".4f"), ("metric", "metric", str), ("gamma", "γ", str), ("context", "context", str),
-           ("acceptance", "acceptance", ".3f"), ("speedup", "speed-up vs plain", ".2f"))
+           ("acceptance", "acceptance", ".3f"), ("speedup", "speed-up vs plain", ".2f"), ("reward", "reward", ".3f"),
+           ("kl", "KL to reference", ".4f"), ("win_rate", "win rate vs base", ".3f"))
 
 
 def _cell(value: Any, fmt: Any) -> str:

@@ -97,8 +97,10 @@ def train(recipe: Recipe, out_dir: Path, progress: bool = True) -> dict[str, Any
     sampler = DistributedSampler(train_set, world, rank, seed=recipe.seed) if world > 1 else None
     g = torch.Generator().manual_seed(recipe.seed)
     loader = DataLoader(train_set, batch_size=recipe.batch_size, shuffle=sampler is None, sampler=sampler, generator=g)
+    scaled = _multiscale(recipe, data, rank, world)  # a `sampler:` section: sizes and batches per step
     opt = _optimizer(recipe, net)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, recipe.lr, total_steps=recipe.epochs * len(loader))
+    steps = scaled.total_steps() if scaled else recipe.epochs * len(loader)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, recipe.lr, total_steps=steps)
     loss_fn = nn.CrossEntropyLoss(label_smoothing=recipe.label_smoothing)
 
     history: list[dict[str, float]] = []
@@ -110,7 +112,7 @@ def train(recipe: Recipe, out_dir: Path, progress: bool = True) -> dict[str, Any
             sampler.set_epoch(epoch)
         net.train()
         total, count = 0.0, 0
-        for xb, yb in loader:
+        for xb, yb in (scaled.epoch(epoch) if scaled else loader):
             opt.zero_grad(set_to_none=True)
             loss = loss_fn(net(xb), yb)
             loss.backward()
@@ -121,7 +123,8 @@ def train(recipe: Recipe, out_dir: Path, progress: bool = True) -> dict[str, Any
         history.append({"epoch": epoch, "train_loss": total / count, "val_loss": val["loss"], "val_accuracy": val["accuracy"]})
         bar.set_postfix(loss=f"{total / count:.3f}", val_acc=f"{val['accuracy']:.3f}")
         if rank == 0:
-            card = _card(recipe, data.split_hash, history, world, time.perf_counter() - t0)
+            card = {**_card(recipe, data.split_hash, history, world, time.perf_counter() - t0),
+                    **(scaled.card() if scaled else {})}
             checkpoint.save(model, out_dir / "last", card)
             if val["accuracy"] > best_acc:
                 best_acc, best_epoch = val["accuracy"], epoch
@@ -138,6 +141,16 @@ def train(recipe: Recipe, out_dir: Path, progress: bool = True) -> dict[str, Any
         dist.barrier()
         dist.destroy_process_group()
     return metrics
+
+
+def _multiscale(recipe: Recipe, data, rank: int, world: int):
+    """The recipe's multi-scale sampler over the training split (trainers/samplers.py), or None without one."""
+    if recipe.sampler is None:
+        return None
+    from trainers.samplers import SampledBatches, config_from_dict
+
+    return SampledBatches(config_from_dict(recipe.sampler), data.train.x, data.train.y, recipe.batch_size,
+                          recipe.epochs, recipe.seed, rank, world)
 
 
 def _card(recipe: Recipe, split_hash: str, history: list[dict[str, float]], world: int, seconds: float) -> dict[str, Any]:

@@ -14,7 +14,8 @@ from trainers.papers import Paper
 MAX_RECORDS = 2000  # newest records per paper whose JSON is parsed
 ordered = R.ordered_papers
 DISPLAY = {"size_bytes": "size MiB", "bits_per_weight": "bits/weight", "p50_ms": "p50 ms",
-           "decode_tokens_per_s": "decode tok/s", "gamma": "γ", "speedup": "speed-up vs plain"}
+           "decode_tokens_per_s": "decode tok/s", "gamma": "γ", "speedup": "speed-up vs plain",
+           "kl": "KL to reference", "win_rate": "win rate vs base"}
 
 
 def rows_of(flat: pd.DataFrame | None, paper: Paper) -> pd.DataFrame:
