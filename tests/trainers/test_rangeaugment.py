@@ -205,3 +205,41 @@ def test_quick_claim_is_labelled() -> None:
     assert result.quick and result.verdict.endswith("(quick)") and result.seeds == [0]
     assert {"A_none/test_accuracy", "B_rangeaugment/psnr_gap", "C_no_na/brightness_width"} <= set(result.measured)
     assert not any(k.startswith("sweep_") for k in result.measured)
+
+
+def _papers_section(ckpt_card: str, artifact: str) -> None:
+    import pandas as pd
+
+    from trainers.rangeaugment.dashboard import section
+
+    section(pd.DataFrame({"artifact.path": [artifact]}) if artifact else pd.DataFrame())
+
+
+@pytest.mark.parametrize("with_records", [True, False])
+def test_dashboard_section_renders(with_records: bool, tmp_path: Path) -> None:
+    """The section as the Papers page calls it (a DataFrame of the paper's records): charts for a trained
+    checkpoint found through an artifact manifest; a hint and no chart without records."""
+    from streamlit.testing.v1 import AppTest
+
+    from tests.app.test_dashboard_papers import values
+
+    ckpt = tmp_path / "zoo" / "ra"
+    history = [{"epoch": e, "train_loss": 1.0, "measured_psnr": 30.0 - e, "target_psnr": 40.0 - 5 * e,
+                **{f"{op}_{end}": v for op in ("brightness", "contrast", "noise")
+                   for end, v in (("lo", 0.5), ("hi", 1.5))}} for e in range(3)]
+    ckpt.mkdir(parents=True)
+    (ckpt / "card.json").write_text(json.dumps({"args": {"augment": ["noise"]}, "recipe": {"target_psnr": 20},
+                                                "history": history, "metrics": {"test_accuracy": 0.9}}))
+    art = tmp_path / "artifacts" / "onnx-none"
+    art.mkdir(parents=True)
+    (art / "manifest.json").write_text(json.dumps({"checkpoint": str(ckpt)}))
+    at = AppTest.from_function(_papers_section, args=(str(ckpt), str(art) if with_records else ""),
+                               default_timeout=60).run()
+    assert not at.exception
+    charts = at.get("plotly_chart")
+    if with_records:
+        assert len(charts) == 4 and not at.info  # PSNR vs target + three ranges
+        spec = json.loads(charts[0].proto.spec)
+        assert [values(t["y"]) for t in spec["data"]] == [[30.0, 29.0, 28.0], [40.0, 35.0, 30.0]]
+    else:
+        assert not charts and "edgezoo run --papers rangeaugment" in at.info[0].value
