@@ -41,15 +41,17 @@ def per_input_size(scenario: Scenario | None, manifest: dict[str, Any]) -> list[
     return [dataclasses.replace(scenario, input_size=int(s)) for s in sizes] or [scenario]
 
 
-def request_key(artifact: Artifact, runtime: str, threads: int, scenario: Scenario, options: dict[str, Any]) -> str:
-    """What makes a measurement reusable: same bytes, runtime, threads, scenario, options and device."""
+def request_key(artifact: Artifact, runtime: str, threads: int, scenario: Scenario, options: dict[str, Any],
+                device: str | None = None) -> str:
+    """What makes a measurement reusable: same bytes, runtime, threads, scenario, options and device (this machine
+    unless `device` names another, as profiles/fleet.py does)."""
     blob = json.dumps({"sha": artifact.manifest.get("sha256"), "runtime": runtime, "threads": threads,
                        "scenario": settings(scenario), "options": options,
-                       "device": fingerprint()["id"], "env": child_env(runtime)}, sort_keys=True)
+                       "device": device or fingerprint()["id"], "env": child_env(runtime)}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:24]
 
 
-def _base_record(artifact: Artifact, runtime: str, threads: int, scenario: Scenario, key: str) -> R.Record:
+def base_record(artifact: Artifact, runtime: str, threads: int, scenario: Scenario, key: str) -> R.Record:
     m = artifact.manifest
     paper = m.get("paper") or {}
     art = R.Artifact(path=str(artifact.path), format=m.get("format"), compression=m.get("compression_name"),
@@ -88,7 +90,7 @@ def measure(artifact_path: Path | Artifact, runtime: str | None = None, threads:
     runtime = runtime or DEFAULT_RUNTIME.get(artifact.manifest.get("format", ""), "onnxruntime")
     scenario, options = scenario or Scenario(), options or {}
     key = request_key(artifact, runtime, threads, scenario, options)
-    base = _base_record(artifact, runtime, threads, scenario, key)
+    base = base_record(artifact, runtime, threads, scenario, key)
     if scenario.input_size is not None and not (isinstance(scenario.input_size, int) and scenario.input_size >= 1):
         raise EdgeZooError(f"input size {scenario.input_size!r} is not a positive integer", "pass e.g. 32")
     request = {"runtime": runtime, "threads": threads, "scenario": settings(scenario), "options": options,
