@@ -9,6 +9,7 @@ from typing import List, Optional
 
 import typer
 
+from app.cli_agent import AddressOpt, OnOpt
 from app.cli_options import (WorkspaceOpt, fail as _fail, finite_float, input_specs, int_at_least, int_in_range,
                              int_list, one_of, output_path, run_app)
 from models.errors import EdgeZooError
@@ -30,16 +31,19 @@ def run(workspace: Optional[Path] = WorkspaceOpt,
         formats: Optional[List[str]] = typer.Option(None, "--format", "-f", help="only these formats (torch onnx mlx coreml)"),
         sets: List[str] = typer.Option([], "--set", help="recipe override key=value for every recipe"),
         threads: int = ThreadsOpt,
+        on: Optional[str] = OnOpt,
+        address: str = AddressOpt,
         as_json: bool = typer.Option(False, "--json", help="print the summary rows as JSON")) -> None:
     """The main job: train every paper's deployable model at small scale, export it in every format x compression
     that applies, profile each artifact, store and summarise. Unchanged steps are reused."""
+    from app.cli_agent import names
     from app.pipeline import RunPlan, run as run_pipeline
     from app.summary import print_table
     from app.workspace import Workspace
 
     keys = tuple(k.strip() for k in papers.split(",") if k.strip()) if papers is not None else None
     plan = RunPlan(papers=keys, recipes=tuple(recipes or ()), formats=tuple(formats) if formats else None,
-                   threads=threads, overrides=tuple(sets))
+                   threads=threads, overrides=tuple(sets), devices=tuple(names(on)), address=address)
     try:
         rows = run_pipeline(Workspace.resolve(workspace), plan, log=lambda s: typer.echo(s, err=True))
     except EdgeZooError as e:
@@ -116,8 +120,11 @@ def profile(artifacts: List[Path] = typer.Argument(..., help="artifact folders o
                                                        help="NAME=SHAPE:DTYPE (e.g. x=1x64:float32), repeatable: the "
                                                             "inputs of a foreign model file whose inputs are dynamic"),
             workspace: Optional[Path] = WorkspaceOpt,
+            on: Optional[str] = OnOpt,
+            address: str = AddressOpt,
             as_json: bool = typer.Option(False, "--json")) -> None:
-    """Profile artifacts, each in a fresh child process; every measured attempt becomes a record in the store.
+    """Profile artifacts, each in a fresh child process (on fleet devices with --on); every measured attempt becomes
+    a record in the store.
     A path that is not an artifact, or an unknown runtime, is refused before anything is measured or stored."""
     from app.summary import print_table
     from app.workspace import Workspace
@@ -142,6 +149,11 @@ def profile(artifacts: List[Path] = typer.Argument(..., help="artifact folders o
             store = Workspace.resolve(workspace).store()
         except EdgeZooError as e:
             _fail(e)
+    if on and loaded:  # on fleet devices: the records come back here and only this process stores them
+        from app.cli_agent import profile_on
+
+        rows, failed_on = profile_on(store, loaded, on, address, runtime, threads, timeout, inputs)
+        failed, loaded = failed or failed_on, []
     for artifact in loaded:
         with keep_interrupted(store):  # Ctrl-C / SIGTERM: the child is stopped and an 'interrupted' record kept
             record = measure(artifact, runtime, threads, timeout=timeout, inputs=inputs)
@@ -275,13 +287,16 @@ def list_models() -> None:
 
 def _add_subcommands() -> None:
     """Command groups that live in their own modules (heavy imports stay inside their commands)."""
-    from app import cli_demo, cli_lm, cli_specdec, cli_spin, cli_sweep
+    from app import cli_agent, cli_demo, cli_lm, cli_specdec, cli_spin, cli_sweep
 
     app.add_typer(cli_sweep.app, name="sweep")
     app.add_typer(cli_lm.app, name="lm")
     app.add_typer(cli_spin.app, name="spin")
     app.add_typer(cli_specdec.app, name="specdec")
     app.add_typer(cli_demo.app, name="demo")
+    app.command("head")(cli_agent.head)
+    app.command("agent")(cli_agent.agent)
+    app.command("devices")(cli_agent.devices)
 
 
 _add_subcommands()

@@ -34,6 +34,8 @@ class RunPlan:
     specdec_settings: dict[str, Any] = field(default_factory=lambda: {
         "gammas": [4], "contexts": [48], "new_tokens": 16, "n_prompts": 2, "modes": ["greedy"],
         "kv_group": 8, "residual": 8})
+    devices: tuple[str, ...] = ()           # fleet devices that profile classifier artifacts instead of this machine
+    address: str | None = None              # the fleet's Ray head (HOST:PORT) when `devices` are named
 
 
 @dataclass(frozen=True)
@@ -193,6 +195,18 @@ def profile_or_reuse(artifact, store, threads: int, scenario: Any = None, paper:
     return _store(store, record, paper)
 
 
+def profile_on_devices(artifact, store, plan: RunPlan, scenario: Any, paper: str | None) -> list[dict[str, Any]]:
+    """One row per fleet device (profiles/fleet.py): reused by the device's key, else measured there and stored here."""
+    from profiles import fleet
+
+    jobs = fleet.plan([artifact], list(plan.devices), plan.address, None, plan.threads, scenario)
+    reused = {job.key: _reused(store, job.key) for job in jobs}
+    rows = [row for row in reused.values() if row is not None]
+    todo = [job for job in jobs if reused[job.key] is None]
+    fleet.run_jobs(todo, plan.address, plan.threads, scenario, on_record=lambda r: rows.append(_store(store, r, paper)))
+    return rows
+
+
 def _classify_job(job: Job, ckpt: Path, ws: Workspace, store, plan: RunPlan, log: Log) -> list[dict[str, Any]]:
     from exporters.artifact import export_checkpoint
     from profiles.measure import per_input_size
@@ -211,11 +225,13 @@ def _classify_job(job: Job, ckpt: Path, ws: Workspace, store, plan: RunPlan, log
             t1 = time.perf_counter()
             for scenario in per_input_size(plan.scenario, artifact.manifest):  # each size of a multi-scale model
                 t2 = time.perf_counter()
-                row = profile_or_reuse(artifact, store, plan.threads, scenario, job.paper)
                 at = f" at {scenario.input_size}px" if scenario.input_size else ""
-                log(f"{row['status']:<7} {job.paper or model} {model} {fmt} {artifact.manifest['compression_name']}"
-                    f"{at}{_p50(row)}  (export {t1 - t0:.1f} s, profile {time.perf_counter() - t2:.1f} s)")
-                rows.append(row)
+                for row in (profile_on_devices(artifact, store, plan, scenario, job.paper) if plan.devices
+                            else [profile_or_reuse(artifact, store, plan.threads, scenario, job.paper)]):
+                    on = f" on {row['device']}" if plan.devices else ""
+                    log(f"{row['status']:<7} {job.paper or model} {model} {fmt} {artifact.manifest['compression_name']}"
+                        f"{at}{on}{_p50(row)}  (export {t1 - t0:.1f} s, profile {time.perf_counter() - t2:.1f} s)")
+                    rows.append(row)
     return rows
 
 
@@ -281,6 +297,12 @@ def run(ws: Workspace, plan: RunPlan | None = None, log: Log = print) -> list[di
     """The main job. Returns the summary rows (one per artifact x runtime, failures included)."""
     plan = plan or RunPlan()
     jobs = plan_jobs(plan)
+    if plan.devices:  # every named device connected, before anything is trained
+        from profiles import fleet
+
+        fleet.plan([], list(plan.devices), plan.address or "")
+        if any(job.scenario != "classify" for job in jobs):
+            log("note    language-model measurements run on this machine: --on covers classifier artifacts")
     store = ws.store()
     rows: list[dict[str, Any]] = []
     t0 = time.perf_counter()

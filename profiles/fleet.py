@@ -142,12 +142,27 @@ def _loopback_mode(ray: Any) -> None:
     ray._private.ray_constants.ENABLE_RAY_CLUSTER = False
 
 
+def reachable(host: str, port: int) -> None:
+    """Fail fast (FleetError) when nothing listens at host:port, rather than wait out Ray's own retries."""
+    import socket
+
+    try:
+        with socket.create_connection((host, port), timeout=5):
+            pass
+    except OSError as e:
+        raise FleetError(f"no Ray head answers at {host}:{port} ({e.strerror or e})",
+                         "start it with `edgezoo head` on that machine, or check --address and the network") from None
+
+
 def connect(address: str) -> Any:
-    """Connect this process to the head at HOST:PORT (once); returns the `ray` module."""
+    """Connect this process to the head at HOST:PORT (once per address); returns the `ray` module."""
     host, port = parse_address(address)
     ray = require_ray()
     if ray.is_initialized():
-        return ray
+        if ray.get_runtime_context().gcs_address in (address, f"{host}:{port}"):
+            return ray
+        ray.shutdown()
+    reachable(host, port)
     if is_loopback(host):
         _loopback_mode(ray)
     try:
@@ -357,7 +372,3 @@ def measure_on(artifacts: list[Artifact], names: list[str], address: str, runtim
     jobs = plan(artifacts, names, address, runtime, threads, scenario, options)
     return run_jobs(jobs, address, threads, scenario, options, timeout, inputs, on_record)
 
-
-def platform_env() -> dict[str, str]:
-    """Environment a device's Ray node needs: macOS joins a multi-node cluster only when told it may."""
-    return {LOOPBACK_ENV: "1"} if sys.platform == "darwin" else {}

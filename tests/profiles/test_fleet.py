@@ -58,21 +58,6 @@ def test_devices_advertise_resource_and_fingerprint(cluster) -> None:
         assert dev["os"] and dev["chip"] and dev["fingerprint"] and "onnxruntime" in dev["runtimes"].split(".")
 
 
-def test_profiles_on_each_named_node(cluster, artifact) -> None:
-    seen: list[dict] = []
-    records = fleet.measure_on([artifact], ["alpha", "beta"], cluster.address, scenario=QUICK, on_record=seen.append)
-    assert seen == records
-    by = {r["device"]["name"]: r for r in records}
-    assert set(by) == {"alpha", "beta"}
-    for name, r in by.items():
-        assert r["status"] == "ok", r
-        assert r["latency"]["n"] >= 70 and r["input_shapes"] == [[1, 64]] and r["memory"]["peak_rss_bytes"] > 0
-        assert r["device"]["id"].startswith(f"{name}@") and r["device"]["cpu"]
-        assert r["artifact"]["path"] == str(artifact.path) and r["artifact"]["sha256"] == artifact.manifest["sha256"]
-    assert by["alpha"]["device"]["fleet"]["node_id"] != by["beta"]["device"]["fleet"]["node_id"]
-    assert by["alpha"]["cache_key"] != by["beta"]["cache_key"]
-
-
 def test_runtime_the_device_lacks_is_unavailable(cluster, artifact) -> None:
     [r] = fleet.measure_on([artifact], ["beta"], cluster.address, runtime="coreml", scenario=QUICK)
     assert r["status"] == "unavailable" and r["error_class"] == "RuntimeUnavailable"
@@ -135,3 +120,52 @@ def test_cluster_listens_on_loopback_only(cluster) -> None:
     addresses = listening_addresses(cluster)
     assert addresses and addresses <= {"127.0.0.1", "::1"}, addresses
     assert NODE["node_ip_address"] == "127.0.0.1"
+
+
+def test_profile_on_each_named_node_through_the_cli(cluster, artifact, tmp_path, capsys) -> None:
+    """`edgezoo profile --on alpha,beta`: measured on each node, one record per device, stored by this process
+    (the head's side) alone."""
+    from app.workspace import Workspace
+    from tests.app.cli_harness import invoke
+
+    ws = tmp_path / "ws"
+    res = invoke(["profile", str(artifact.model_file), "--on", "alpha,beta", "--address", cluster.address, "-w",
+                  str(ws), "-t", "1", "--json"], capsys)
+    assert res.code == 0, res.err
+    by = {r["device"]["name"]: r for r in Workspace.resolve(ws).store().records()}
+    assert set(by) == {"alpha", "beta"}
+    for name, r in by.items():
+        assert r["status"] == "ok" and r["threads"] == 1, r
+        assert r["latency"]["n"] >= 200 and r["input_shapes"] == [[1, 64]] and r["memory"]["peak_rss_bytes"] > 0
+        assert r["device"]["id"].startswith(f"{name}@") and r["device"]["cpu"]
+        assert r["artifact"]["path"] == str(artifact.path) and r["artifact"]["sha256"] == artifact.manifest["sha256"]
+    assert by["alpha"]["device"]["fleet"]["node_id"] != by["beta"]["device"]["fleet"]["node_id"]
+    assert by["alpha"]["cache_key"] != by["beta"]["cache_key"]
+
+
+@pytest.mark.slow
+def test_agent_command_joins_and_leaves(cluster, artifact) -> None:
+    """`edgezoo agent` makes this machine a device of the cluster; Ctrl-C takes it out again."""
+    import signal
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([str(Path(sys.executable).parent / "edgezoo"), "agent", "--address", cluster.address, "--name",
+                             "delta", "--num-cpus", "1", "--runtimes", "onnxruntime"], stderr=subprocess.PIPE,
+                            text=True)
+    try:
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline and "delta" not in {d["name"] for d in fleet.devices(cluster.address)}:
+            assert proc.poll() is None, proc.stderr.read()
+            time.sleep(0.5)
+        [r] = fleet.measure_on([artifact], ["delta"], cluster.address, scenario=QUICK)
+        assert r["status"] == "ok" and r["device"]["fleet"]["runtimes"] == "onnxruntime", r
+        [torch_r] = fleet.measure_on([artifact], ["delta"], cluster.address, runtime="torch", scenario=QUICK)
+        assert torch_r["status"] == "unavailable" and "no torch runtime" in torch_r["error_message"]
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(60)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and "delta" in {d["name"] for d in fleet.devices(cluster.address)}:
+        time.sleep(0.5)
+    assert "delta" not in {d["name"] for d in fleet.devices(cluster.address)}
