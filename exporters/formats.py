@@ -17,7 +17,8 @@ from typing import Any
 
 CLASSIFICATION, LM = "classification", "lm"
 TASKS = (CLASSIFICATION, LM)
-LM_METHODS = frozenset({"none", "int8", "int4", "seedlm"})  # LM int8/int4 are group-32 RTN; seedlm 3 or 4 bits
+LM_METHODS = frozenset({"none", "int8", "int4", "seedlm", "dynamoe"})  # LM int8/int4: group-32 RTN; seedlm 3/4 bits;
+# dynamoe: a DynaMoE checkpoint routed at theta
 
 
 def task_of(card: dict[str, Any]) -> str:

@@ -130,9 +130,13 @@ def measure_lm(folder: Path, runtime: str | None = None, threads: int = 2, promp
     man = read_lm_manifest(folder)
     runtime = runtime or RUNTIME_OF[man["format"]]
     req = lm_request(folder, runtime, threads, prompt_len, new_tokens, context, eval_windows, repeats)
-    art = R.Artifact.from_dict({k: man.get(k) for k in ("format", "compression", "size_bytes", "bits_per_weight",
-                                                          "checkpoint", "checkpoint_sha256")})
-    record = R.Record(cache_key=lm_request_key(man, req), model="openelm", paper="openelm", artifact=art,
+    fields = {k: man.get(k) for k in ("format", "compression", "size_bytes", "bits_per_weight", "checkpoint",
+                                      "checkpoint_sha256")}
+    if man.get("active_params"):  # dynamic-compute models (DynaMoE): active parameters per token, counted at export
+        fields["active_params"] = man["active_params"]
+    art = R.Artifact.from_dict(fields)
+    record = R.Record(cache_key=lm_request_key(man, req), model=man.get("model", "openelm"), paper="openelm",
+                      artifact=art,
                       runtime=runtime, threads=threads, scenario=R.Scenario("lm-generate", extra=req),
                       device=R.Device.from_dict(fingerprint()), environment=R.Environment.from_dict(environment()))
     try:

@@ -1,5 +1,6 @@
 """Compression specs: `none`, `fp16`, `int8`, `int4[:block=32]`, `prune[:sparsity=0.5]` (alias prune50),
-`palettize[:bits=4]` (alias palette4, Core ML only), `lcs[:alpha=1.0]` (bake an LCS / subspace checkpoint at alpha). prune50 = prune:sparsity=0.5 with 2 epochs of masked fine-tuning;
+`palettize[:bits=4]` (alias palette4, Core ML only), `lcs[:alpha=1.0]` (bake an LCS / subspace checkpoint at alpha),
+`dynamoe[:theta=0.5]` (route a DynaMoE LM checkpoint at sensitivity theta). prune50 = prune:sparsity=0.5 with 2 epochs of masked fine-tuning;
 `prune:sparsity=0.5,finetune=0` is pure post-training pruning. Plain data, JSON round-trip, unknown keys rejected.
 Language models take none, int8 and int4 (group-32 RTN: `int8` means int8:block=32 there) and seedlm3/seedlm4;
 which methods a format supports per task comes from the exporter registry (exporters/formats.py)."""
@@ -7,6 +8,7 @@ which methods a format supports per task comes from the exporter registry (expor
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,7 +16,7 @@ from exporters.formats import CLASSIFICATION, EXPORTERS, LM, LM_METHODS, TASKS
 from models.errors import CompressionSpecError
 
 SPEC_VERSION = 1
-METHODS = ("none", "fp16", "int8", "int4", "prune", "palettize", "lcs", "seedlm")
+METHODS = ("none", "fp16", "int8", "int4", "prune", "palettize", "lcs", "seedlm", "dynamoe")
 ALIASES = {"fp32": "none", "prune50": "prune:sparsity=0.5", "palette4": "palettize:bits=4", "int4-b32": "int4:block=32",
            "seedlm3": "seedlm:bits=3", "seedlm4": "seedlm:bits=4"}
 SUPPORTED = {(e.name, task): e.supports(task) for e in EXPORTERS for task in TASKS}  # (format, task) -> methods
@@ -31,6 +33,7 @@ class CompressionSpec:
     sparsity: float = 0.0   # magnitude pruning target (global across conv/linear weights)
     finetune: int = 0       # epochs of masked fine-tuning after pruning (needs the training split)
     alpha: float = 1.0      # lcs: the point on the subspace (LCS: 1 dense, 0.025 keeps 2.5 % of the weights)
+    theta: float = 0.5      # dynamoe: router sensitivity (higher: larger experts); kept out of other specs' dicts
     version: int = SPEC_VERSION
 
     @property
@@ -48,10 +51,15 @@ class CompressionSpec:
             return f"seedlm{self.bits}"
         if self.method == "lcs":
             return f"lcs-a{self.alpha:.2f}" if round(self.alpha, 2) == self.alpha else f"lcs-a{self.alpha:.3f}"
+        if self.method == "dynamoe":
+            return f"dynamoe-t{self.theta:.2f}" if round(self.theta, 2) == self.theta else f"dynamoe-t{self.theta:g}"
         return self.method
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        d = dataclasses.asdict(self)
+        if self.method != "dynamoe":  # other specs' dicts (and so their artifact cache keys) stay as they were
+            d.pop("theta")
+        return d
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "CompressionSpec":
@@ -66,8 +74,10 @@ _DEFAULTS = {
     "none": dict(bits=32), "fp16": dict(bits=16), "int8": dict(bits=8, block=0),
     "int4": dict(bits=4, block=32), "prune": dict(bits=32, sparsity=0.5, finetune=2), "palettize": dict(bits=4),
     "lcs": dict(bits=32, alpha=1.0), "seedlm": dict(bits=4),
+    "dynamoe": dict(bits=32, theta=0.5),
 }
-_OPTIONS = {"none": set(), "fp16": set(), "int8": {"block"}, "int4": {"block"}, "prune": {"sparsity", "finetune"}, "palettize": {"bits"}, "lcs": {"alpha"}, "seedlm": {"bits"}}
+_OPTIONS = {"none": set(), "fp16": set(), "int8": {"block"}, "int4": {"block"}, "prune": {"sparsity", "finetune"}, "palettize": {"bits"}, "lcs": {"alpha"}, "seedlm": {"bits"},
+            "dynamoe": {"theta"}}
 
 
 def parse_spec(text: str, fmt: str | None = None, task: str = CLASSIFICATION) -> CompressionSpec:
@@ -86,7 +96,7 @@ def parse_spec(text: str, fmt: str | None = None, task: str = CLASSIFICATION) ->
             allowed = ", ".join(sorted(_OPTIONS[method])) or "no options"
             raise CompressionSpecError(f"bad option {item!r} in compression spec {text!r}", f"{method} takes {allowed}")
         try:
-            values[key] = float(value) if key in ("sparsity", "alpha") else int(value)
+            values[key] = float(value) if key in ("sparsity", "alpha", "theta") else int(value)
         except ValueError:
             raise CompressionSpecError(f"option {key}={value!r} in {text!r} is not a number", "give a number") from None
     spec = CompressionSpec(method=method, **values)
@@ -111,6 +121,8 @@ def _check_ranges(spec: CompressionSpec, text: str) -> None:
         raise CompressionSpecError(f"sparsity in {text!r} must be in (0, 1)", "e.g. prune:sparsity=0.5")
     if spec.method == "lcs" and not 0.0 <= spec.alpha <= 1.0:
         raise CompressionSpecError(f"alpha in {text!r} must be in [0, 1]", "e.g. lcs:alpha=0.7")
+    if spec.method == "dynamoe" and not (math.isfinite(spec.theta) and 0.0 <= spec.theta <= 1.0):
+        raise CompressionSpecError(f"theta in {text!r} must be in [0, 1]", "e.g. dynamoe:theta=0.7")
     if spec.method in ("int4", "int8") and spec.block not in (0, 16, 32, 64, 128):
         raise CompressionSpecError(f"block in {text!r} must be 0 (per channel), 16, 32, 64 or 128", "e.g. int4:block=32")
     if spec.method == "seedlm" and spec.bits not in (3, 4):

@@ -72,6 +72,10 @@ def compress_lm_(model: nn.Module, spec: CompressionSpec) -> dict[str, Any]:
     from exporters.compression.rtn_groups import rtn_
     from exporters.compression.seedlm import compress_seedlm_, default_cache_dir
 
+    if spec.method == "dynamoe" or getattr(model, "registry_name", None) == "dynamoe":
+        from trainers.dynamoe.knob import apply_knob  # theta, and the active parameters per token it gives
+
+        return apply_knob(model, spec)
     if spec.method == "none":
         return {"bits_per_weight": 32.0}
     if spec.method == "seedlm":

@@ -23,16 +23,30 @@ from models.openelm import OpenELM
 from models.openelm_upstream import save_upstream
 
 
-def load_mlx_lm(folder: Path) -> tuple[Any, dict[str, Any]]:
-    """(model, config) of an mlx-lm model folder, through mlx-lm's own loader."""
-    from mlx_lm.utils import load_model
+def load_mlx_lm(folder: Path, **config: Any) -> tuple[Any, dict[str, Any]]:
+    """(model, config) of an mlx-lm model folder, through mlx-lm's own loader; a folder whose config.json names an
+    EdgeZoo MLX model module (`edgezoo_mlx_model`, e.g. exporters.lm.mlx_dynamoe) is built by that module.
+    `config` overrides config.json keys at load time."""
+    from mlx_lm.utils import _get_classes, load_model
 
-    return load_model(Path(folder))
+    module = json.loads((Path(folder) / "config.json").read_text()).get("edgezoo_mlx_model")
+    classes = _get_classes
+    if module is not None:
+        mod = importlib.import_module(module)
+        classes = lambda config: (mod.Model, mod.ModelArgs)  # noqa: E731
+    return load_model(Path(folder), model_config=config or None, get_model_classes=classes)
 
 
 def export_mlx_lm(model: OpenELM, out_dir: Path, q_bits: int | None = None, q_group: int = 64) -> dict[str, Any]:
     out_dir = save_upstream(model.eval(), Path(out_dir))
     info: dict[str, Any] = {"format": "mlx-lm", "quantization": None}
+    if getattr(model, "registry_name", None) == "dynamoe":  # nested experts + routers: its own MLX model
+        from exporters.lm.mlx_dynamoe import mlx_config
+
+        extra = mlx_config(model)
+        config = json.loads((out_dir / "config.json").read_text())
+        (out_dir / "config.json").write_text(json.dumps({**config, **extra}, indent=2))
+        info["ffn_compute"] = extra["ffn_compute"]
     if q_bits:
         info["quantization"] = _quantize_folder(out_dir, q_bits, q_group)
     info["size_bytes"] = sum(f.stat().st_size for f in out_dir.glob("*.safetensors"))
@@ -110,6 +124,11 @@ def lm_export(model: OpenELM, out_dir: Path, spec, card: dict[str, Any]) -> dict
     """The MLX plug-in for language models: out_dir/mlx/, an mlx-lm model folder; int8/int4 through mlx-lm's
     nn.quantize (bits per weight counted from the saved file)."""
     native = spec.method in ("int8", "int4")
+    if native and getattr(model, "registry_name", None) == "dynamoe":
+        from models.errors import ConversionError
+
+        raise ConversionError(f"MLX {spec.method} of a DynaMoE model is not supported (its experts slice float weights)",
+                              "export it with none or dynamoe:theta=T")
     info = export_mlx_lm(model, Path(out_dir) / "mlx", q_bits=spec.bits if native else None, q_group=spec.block or 32)
     return {"bits_per_weight": info["quantization"]["bits_per_weight"], **info} if native else info
 
