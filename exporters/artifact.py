@@ -214,6 +214,8 @@ def _export_into(tmp: Path, exporter: Exporter, model: nn.Module, card: dict[str
                     inputs=input_specs(inputs, dynamic_batch=info.get("dynamic_batch", False)),
                     outputs=[{"name": "logits", "shape": [None, card["args"].get("num_classes", 10)]}],
                     sparsity=weight_sparsity(compressed))
+    if (report := getattr(compressed, "compression_report", None)) is not None:  # datafree: bits, MSE, time per layer
+        manifest["compression_report"] = report
     if sizes:  # the square sizes the artifact takes (checked per format); profiles measure each
         manifest["input_sizes"] = info.get("input_sizes", [])
     manifest["verification"] = exporter.verify(reference, Artifact(tmp, manifest))

@@ -50,6 +50,7 @@ COMPRESSED_OPS = {
     "int4": ("constexpr_blockwise_shift_scale", "constexpr_affine_dequantize"),
     "prune": ("constexpr_sparse_to_dense", "constexpr_sparse_blockwise_shift_scale"),
     "palettize": ("constexpr_lut_to_dense",),
+    "datafree": ("constexpr_lut_to_dense",),
 }
 _FLOAT_BYTES = {"FLOAT32": 4, "FLOAT16": 2, "BFLOAT16": 2, "FLOAT64": 8}
 _BITS = {"FLOAT32": 32, "FLOAT16": 16, "BFLOAT16": 16, "FLOAT64": 64, "INT32": 32, "UINT32": 32, "INT16": 16,
@@ -140,7 +141,7 @@ def _compress(ct, mlmodel, spec: CompressionSpec, model: nn.Module | None = None
                     f"block_size={spec.block}, weight_threshold={WEIGHT_THRESHOLD})",
             "block_requested": spec.block, "block_convention": "[1, block, KH, KW] (input channels x whole kernel)",
             "blocks": blocks, "blocks_reduced": sorted(n for n, b in blocks.items() if b["block"] != spec.block)}
-    if spec.method in ("prune", "lcs"):
+    if spec.method in ("prune", "lcs") or spec.method == "datafree" and spec.bits >= 32:
         # compress_ already pruned globally (and fine-tuned), or baked an LCS point with its masks: store exactly
         # those zeros. A per-tensor
         # OpMagnitudePrunerConfig(target_sparsity) would prune every tensor again to `sparsity`, zeroing more
@@ -152,6 +153,10 @@ def _compress(ct, mlmodel, spec: CompressionSpec, model: nn.Module | None = None
             "tool": f"coremltools.optimize.coreml.prune_weights(OpThresholdPrunerConfig(threshold={PRUNE_THRESHOLD}, "
                     f"minimum_sparsity_percentile={MIN_SPARSE_FRACTION:.4f}, weight_threshold={WEIGHT_THRESHOLD}))",
             "sparsity_requested": spec.sparsity, "pruned_at": "torch level (compress_), global magnitude"}
+    if spec.method == "datafree" and spec.bits < 32:  # per-channel LUTs of the learned values
+        from exporters.compression.datafree import coreml_palettize
+
+        return coreml_palettize(mlmodel, model)
     if spec.method == "palettize":
         cfg = cto.OptimizationConfig(global_config=cto.OpPalettizerConfig(
             mode="kmeans", nbits=spec.bits, weight_threshold=WEIGHT_THRESHOLD))
@@ -326,6 +331,10 @@ def inspect_package(path: Path) -> dict[str, Any]:
 
 
 def structural_check(path: Path, method: str, bits: int | None = None) -> dict[str, Any]:
+    if method == "datafree":  # learned values as per-channel LUTs; the pruning variant is stored sparse
+        from exporters.compression.datafree import palette_bits
+
+        method, bits = ("palettize", palette_bits(bits)) if bits and bits < 32 else ("prune", None)
     s = inspect_package(path)
     ops, problems = s["ops"], []
     expected = COMPRESSED_OPS.get(method, ())

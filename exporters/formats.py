@@ -63,13 +63,14 @@ class Exporter:
 _NATIVE_Q = frozenset({"int8", "int4"})
 EXPORTERS = (
     Exporter("onnx", (".onnx",), "model.onnx", "onnx",
-             {CLASSIFICATION: frozenset({"none", "fp16", "int8", "int4", "prune", "lcs"}), LM: LM_METHODS},
+             {CLASSIFICATION: frozenset({"none", "fp16", "int8", "int4", "prune", "lcs", "datafree"}), LM: LM_METHODS},
              "onnxruntime", "exporters.onnx", "exporters.lm.onnx_lm", _NATIVE_Q),
     Exporter("coreml", (".mlpackage", ".mlmodel"), "model.mlpackage", "coreml",
-             {CLASSIFICATION: frozenset({"none", "fp16", "int8", "int4", "prune", "palettize", "lcs"}), LM: LM_METHODS},
+             {CLASSIFICATION: frozenset({"none", "fp16", "int8", "int4", "prune", "palettize", "lcs", "datafree"}),
+              LM: LM_METHODS},
              "coreml", "exporters.coreml", "exporters.lm.coreml_lm", _NATIVE_Q),
     Exporter("mlx", (".mlxfn",), "model.mlxfn", "mlx",
-             {CLASSIFICATION: frozenset({"none", "fp16", "int8", "int4", "prune", "lcs"}), LM: LM_METHODS},
+             {CLASSIFICATION: frozenset({"none", "fp16", "int8", "int4", "prune", "lcs", "datafree"}), LM: LM_METHODS},
              "mlx", "exporters.mlx", "exporters.lm.mlx_lm_export", _NATIVE_Q),
     Exporter("torch", (), "model.safetensors", "checkpoint",  # safetensors for the eager reference runtime
              {CLASSIFICATION: frozenset({"none", "fp16", "prune", "lcs"}), LM: LM_METHODS},

@@ -159,6 +159,11 @@ def _compression_details(spec: CompressionSpec, w: WeightStore) -> dict[str, Any
                                 "mx.dequantize in the graph; other arrays fp32",
                 "bits": spec.bits, "group_size": w.group, "quantized_tensors": w.quantized,
                 "kept_fp32_tensors": w.kept_fp32, "min_saving_bytes": MIN_SAVING_BYTES}
+    if spec.method == "datafree" and spec.bits < 32:  # the learned values, re-gridded by mx.quantize
+        return {"quantization": "mx.quantize affine groups of the datafree-learned weights (MLX has no per-channel "
+                                "symmetric arrays: values off MLX's per-group grid move)", "bits": w.block.bits
+                if w.block else None, "group_size": w.group, "quantized_tensors": w.quantized,
+                "higher_precision_tensors": w.kept_fp32_names}
     if spec.method == "fp16":
         return {"storage": "every float array stored fp16, cast to fp32 in the graph"}
     if spec.method == "prune":

@@ -88,12 +88,15 @@ class WeightStore:
     def __init__(self, tensors: dict[str, np.ndarray], spec: CompressionSpec) -> None:
         self.spec = spec
         floats = {n: w for n, w in tensors.items() if np.issubdtype(w.dtype, np.floating)}
-        candidates = {n: w for n, w in floats.items() if spec.method in ("int8", "int4") and w.ndim >= 2}
-        self.group = group_size(list(candidates.values()), spec.bits, spec.block) if candidates else None
-        chosen = {n: w for n, w in candidates.items() if worth_quantizing(w, self.group, spec.bits)}
+        quantize = spec.method in ("int8", "int4") or spec.method == "datafree" and spec.bits < 32
+        bits = 8 if spec.bits == 7 else spec.bits  # datafree's 7-bit codes: MLX has no 7-bit arrays
+        candidates = {n: w for n, w in floats.items() if quantize and w.ndim >= 2}
+        self.group = group_size(list(candidates.values()), bits, spec.block) if candidates else None
+        chosen = {n: w for n, w in candidates.items() if worth_quantizing(w, self.group, bits)}
         self.kept_fp32 = len(candidates) - len(chosen)
+        self.kept_fp32_names = sorted(set(candidates) - set(chosen))
         self.group = self.group if chosen else None
-        self.block = QuantizedBlock.build(chosen, self.group, spec.bits) if chosen else None
+        self.block = QuantizedBlock.build(chosen, self.group, bits) if chosen else None
         half = spec.method == "fp16"
         self.plain = {n: mx.array(w.astype(np.float16 if half else np.float32) if n in floats else w)
                       for n, w in tensors.items() if n not in chosen}

@@ -83,6 +83,12 @@ def export(model: nn.Module, inputs: tuple[torch.Tensor, ...], out_dir: Path, sp
     elif spec.method == "int4":
         onnx.save(quantize_weights_int4(onnx.load(str(path)), spec.block), str(path))
         details["tool"] = f"weight-only int4, DequantizeLinear block_size={spec.block}"
+    elif spec.method == "datafree" and spec.bits < 32:  # the learned codes and scales (compression/datafree.py)
+        from exporters.compression.datafree import onnx_qdq
+
+        graph = onnx.load(str(path))
+        details.update(onnx_qdq(graph, model, spec.bits))
+        onnx.save(graph, str(path))
     graph = onnx.load(str(path))
     details["ops"] = op_histogram(graph)
     details["weight_bytes"] = initializer_bytes(graph)

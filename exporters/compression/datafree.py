@@ -253,8 +253,13 @@ def run_jobs(jobs: list[dict[str, Any]], workers: int) -> tuple[list[LayerResult
     Returns the results in job order and the wall-clock seconds."""
     workers = max(1, min(workers, os.cpu_count() or 1, len(jobs)))
     t0 = time.perf_counter()
-    if workers == 1:
-        results = [reconstruct_layer(j) for j in jobs]
+    if workers == 1:  # one thread, as in each worker: tiny layers lose to thread overhead, and results match
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            results = [reconstruct_layer(j) for j in jobs]
+        finally:
+            torch.set_num_threads(threads)
     else:
         import multiprocessing
 

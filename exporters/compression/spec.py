@@ -1,5 +1,7 @@
 """Compression specs: `none`, `fp16`, `int8`, `int4[:block=32]`, `prune[:sparsity=0.5]` (alias prune50),
-`palettize[:bits=4]` (alias palette4, Core ML only), `lcs[:alpha=1.0]` (bake an LCS / subspace checkpoint at alpha),
+`palettize[:bits=4]` (alias palette4, Core ML only), `datafree[:bits=4,sparsity=0]` (layer-wise data-free
+reconstruction, exporters/compression/datafree.py; `datafree:sparsity=0.9` prunes with float weights),
+`lcs[:alpha=1.0]` (bake an LCS / subspace checkpoint at alpha),
 `dynamoe[:theta=0.5]` (route a DynaMoE LM checkpoint at sensitivity theta). prune50 = prune:sparsity=0.5 with 2 epochs of masked fine-tuning;
 `prune:sparsity=0.5,finetune=0` is pure post-training pruning. Plain data, JSON round-trip, unknown keys rejected.
 Language models take none, int8 and int4 (group-32 RTN: `int8` means int8:block=32 there) and seedlm3/seedlm4;
@@ -16,7 +18,8 @@ from exporters.formats import CLASSIFICATION, EXPORTERS, LM, LM_METHODS, TASKS
 from models.errors import CompressionSpecError
 
 SPEC_VERSION = 1
-METHODS = ("none", "fp16", "int8", "int4", "prune", "palettize", "lcs", "seedlm", "dynamoe")
+METHODS = ("none", "fp16", "int8", "int4", "prune", "palettize", "lcs", "seedlm", "dynamoe",
+           "datafree")
 ALIASES = {"fp32": "none", "prune50": "prune:sparsity=0.5", "palette4": "palettize:bits=4", "int4-b32": "int4:block=32",
            "seedlm3": "seedlm:bits=3", "seedlm4": "seedlm:bits=4"}
 SUPPORTED = {(e.name, task): e.supports(task) for e in EXPORTERS for task in TASKS}  # (format, task) -> methods
@@ -49,6 +52,9 @@ class CompressionSpec:
             return f"palette{self.bits}"
         if self.method == "seedlm":
             return f"seedlm{self.bits}"
+        if self.method == "datafree":  # datafree3, datafree-p90, datafree4-p50
+            return "datafree" + (str(self.bits) if self.bits < 32 else "") + (
+                f"-p{round(self.sparsity * 100)}" if self.sparsity else "")
         if self.method == "lcs":
             return f"lcs-a{self.alpha:.2f}" if round(self.alpha, 2) == self.alpha else f"lcs-a{self.alpha:.3f}"
         if self.method == "dynamoe":
@@ -75,9 +81,11 @@ _DEFAULTS = {
     "int4": dict(bits=4, block=32), "prune": dict(bits=32, sparsity=0.5, finetune=2), "palettize": dict(bits=4),
     "lcs": dict(bits=32, alpha=1.0), "seedlm": dict(bits=4),
     "dynamoe": dict(bits=32, theta=0.5),
+    "datafree": dict(bits=4, sparsity=0.0),
 }
 _OPTIONS = {"none": set(), "fp16": set(), "int8": {"block"}, "int4": {"block"}, "prune": {"sparsity", "finetune"}, "palettize": {"bits"}, "lcs": {"alpha"}, "seedlm": {"bits"},
-            "dynamoe": {"theta"}}
+            "dynamoe": {"theta"},
+            "datafree": {"bits", "sparsity"}}
 
 
 def parse_spec(text: str, fmt: str | None = None, task: str = CLASSIFICATION) -> CompressionSpec:
@@ -99,6 +107,8 @@ def parse_spec(text: str, fmt: str | None = None, task: str = CLASSIFICATION) ->
             values[key] = float(value) if key in ("sparsity", "alpha", "theta") else int(value)
         except ValueError:
             raise CompressionSpecError(f"option {key}={value!r} in {text!r} is not a number", "give a number") from None
+    if method == "datafree" and "sparsity=" in opts and "bits=" not in opts:
+        values["bits"] = 32  # the pruning variant keeps float weights unless bits are given
     spec = CompressionSpec(method=method, **values)
     _check_ranges(spec, text)
     if task == LM and (spec.method not in LM_METHODS or spec.method.startswith("int") and spec.block != LM_BLOCK):
@@ -127,5 +137,10 @@ def _check_ranges(spec: CompressionSpec, text: str) -> None:
         raise CompressionSpecError(f"block in {text!r} must be 0 (per channel), 16, 32, 64 or 128", "e.g. int4:block=32")
     if spec.method == "seedlm" and spec.bits not in (3, 4):
         raise CompressionSpecError(f"SeedLM bits in {text!r} must be 3 or 4", "e.g. seedlm:bits=4")
+    if spec.method == "datafree" and not 0.0 <= spec.sparsity < 1.0:
+        raise CompressionSpecError(f"sparsity in {text!r} must be in [0, 1)", "e.g. datafree:sparsity=0.9")
+    if spec.method == "datafree" and not (2 <= spec.bits <= 8 or spec.bits == 32 and 0.0 < spec.sparsity < 1.0):
+        raise CompressionSpecError(f"datafree bits in {text!r} must be 2..8 (or omitted with sparsity=...)",
+                                   "e.g. datafree:bits=4 or datafree:sparsity=0.9")
     if spec.method == "palettize" and spec.bits not in (1, 2, 3, 4, 6, 8):
         raise CompressionSpecError(f"palettization bits in {text!r} must be 1, 2, 3, 4, 6 or 8", "e.g. palettize:bits=4")

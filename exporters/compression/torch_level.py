@@ -51,6 +51,10 @@ def compress_(model: nn.Module, spec: CompressionSpec, data: Any = None) -> nn.M
         if spec.finetune and data is None:
             raise ValueError("prune with finetune needs the training split; pass data= or finetune=0")
         prune_(model, spec.sparsity, spec.finetune, data)
+    if spec.method == "datafree":  # layer-wise reconstruction on BatchNorm-synthesised inputs, no data
+        from exporters.compression.datafree import datafree_
+
+        model = datafree_(model, spec.bits, spec.sparsity)
     if spec.method == "lcs":  # a new, plain model baked at alpha (exporters/compression/lcs.py)
         from exporters.compression.lcs import lcs_
 
