@@ -14,7 +14,7 @@ PAPER = Paper(
     arxiv="2011.09058", code="(no public implementation)",
     summary="Compress a trained CNN to 2-8 bits or 70-90 % sparsity with no data: each layer is refit on inputs "
             "drawn from its BatchNorm statistics.",
-    models=("lcs_cnn",), train=train_classifier,
+    models=("lcs_cnn",), train=train_classifier, dashboard=lazy("trainers.datafree.dashboard", "section"),
     claim=lazy("trainers.datafree.claim", "reproduce"),
     claim_text="On digits, layer-wise reconstruction on BatchNorm-synthesised inputs beats round-to-nearest at 2 and "
                "3 bits, stays within 3 points of the same reconstruction on real activations at 3 and 4 bits, "
