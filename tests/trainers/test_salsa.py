@@ -101,10 +101,8 @@ def test_bad_recipes_are_one_line_errors(data: dict, mentions: str) -> None:
 
 # ----------------------------------------------------------------------------------------------------- stages
 
-@pytest.fixture(scope="module")
-def zoo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def build_zoo(root: Path) -> Path:
     """base -> sft1, sft2 -> soup -> policy, each a checkpoint in one zoo (tiny settings)."""
-    root = tmp_path_factory.mktemp("salsa-zoo")
     pre = {"preset": "isotropic", "model_args": TINY, "steps": 4, "batch_size": 4, "context": 32, "warmup": 1,
            "eval_every": 4, "eval_windows": 4}
     stages = {"base": {"stage": "base", "pretrain": pre},
@@ -115,6 +113,11 @@ def zoo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     for name, data in stages.items():
         train(recipe_from_dict({"name": name, **data, **SMALL}), root / name)
     return root
+
+
+@pytest.fixture(scope="module")
+def zoo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_zoo(tmp_path_factory.mktemp("salsa-zoo"))
 
 
 def test_stages_record_lineage_and_quality_eval(zoo: Path) -> None:
@@ -260,6 +263,7 @@ def test_verdict_table(means: dict, want: str) -> None:
     assert C.verdict(_measured(**means))[0] == want
 
 
+@pytest.mark.slow
 def test_quick_claim_is_a_labelled_smoke_test(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("EDGEZOO_CACHE", str(tmp_path))
     monkeypatch.setitem(C.QUICK, "pretrain", {**C.QUICK["pretrain"], "steps": 4, "eval_every": 4})

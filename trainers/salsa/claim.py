@@ -38,7 +38,7 @@ from trainers.text import load_text
 FULL = {"base_args": {"model_dim": 64, "num_transformer_layers": 4, "head_dim": 16},
         "pretrain": dict(steps=400, batch_size=16, context=64, lr=3e-3, warmup=40, eval_every=400, eval_windows=128),
         "sft": dict(steps=150, lr=1e-3, batch=16, context=64, topics=40),
-        "rl": dict(updates=100, batch=16, lr=5e-4, beta=0.05, ckpt_every=10, curve_prompts=64),
+        "rl": dict(updates=100, batch=16, lr=2e-4, beta=0.05, ckpt_every=10, curve_prompts=64),
         "eval": dict(prompts=200, samples=4, barrier_windows=None)}  # None: the whole validation split
 QUICK = {"base_args": {"model_dim": 32, "num_transformer_layers": 2, "head_dim": 8},
          "pretrain": dict(steps=20, batch_size=8, context=32, lr=3e-3, warmup=3, eval_every=20, eval_windows=16),
