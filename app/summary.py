@@ -34,9 +34,11 @@ def row_cells(r: dict[str, Any]) -> list[str]:
 
 
 def print_table(rows: list[dict[str, Any]], title: str = "EdgeZoo results") -> None:
+    """One row per record; a `device` column when the rows were measured on more than one device (a fleet)."""
+    several = len({r.get("device") for r in rows}) > 1
     table = Table(title=title)
-    for h in HEADERS:
-        table.add_column(h, justify="left" if h in LEFT else "right")
+    for h in (*HEADERS, *(("device",) if several else ())):
+        table.add_column(h, justify="left" if h in LEFT or h == "device" else "right")
     for r in rows:
-        table.add_row(*row_cells(r))
+        table.add_row(*row_cells(r), *([str(r.get("device") or "-")] if several else []))
     Console(width=200).print(table)

@@ -176,13 +176,21 @@ def _result_row(r: dict[str, Any]) -> list[str]:
             _f(par.get("sqnr_db"), ".1f"), status]
 
 
+def _measured_on(r: dict[str, Any]) -> str:
+    return str((r.get("device") or {}).get("name") or "-")
+
+
 def _results(d: ReportData) -> Section:
+    """One table per model, and per measured device when records come from several (fleet devices)."""
     headers = ["format", "compression", "runtime", "size", "bits/w", "p50 ms", "p90 ms", "peak MiB", "accuracy",
                "parity SQNR dB", "status"]
-    models = sorted({str(r.get("model")) for r in d.records})
-    tables = [Table(f"Results: {m}", headers, [_result_row(r) for r in d.records if str(r.get("model")) == m])
-              for m in models]
-    return Section("Results per model and format", tables)
+    groups = sorted({(_measured_on(r), str(r.get("model"))) for r in d.records})
+    several = len({dev for dev, _ in groups}) > 1
+    tables = [Table(f"Results: {m}" + (f" on {dev}" if several else ""), headers,
+                    [_result_row(r) for r in d.records if (_measured_on(r), str(r.get("model"))) == (dev, m)])
+              for dev, m in groups]
+    return Section("Results per measured device, model and format" if several else "Results per model and format",
+                   tables)
 
 
 def _pareto(d: ReportData) -> Section:

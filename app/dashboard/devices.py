@@ -81,3 +81,32 @@ def versus_host(rf: Any, hosts: dict[int, Any], recs: list[dict[str, Any]]) -> t
         rows += got
         skipped += more
     return pd.DataFrame(rows), pd.DataFrame(skipped)
+
+
+# ------------------------------------------------------------------------------------------------ fleet (Ray)
+
+FLEET_HEAD = "fleet_head"  # session key of the fleet head's HOST:PORT, shared by the Devices and Run pages
+
+
+def fleet_head(session: Any) -> str:
+    """The fleet head this session looks at: set on the Devices page, else EDGEZOO_FLEET_ADDRESS, else none."""
+    import os
+
+    return str(session.get(FLEET_HEAD) or os.environ.get("EDGEZOO_FLEET_ADDRESS", "")).strip()
+
+
+def fleet_devices(address: str) -> tuple[list[dict[str, Any]], str | None]:
+    """(devices connected to the head now, None) or ([], why none can be listed); profiles.fleet does the work."""
+    from models.errors import EdgeZooError
+
+    try:
+        from profiles import fleet
+
+        return fleet.devices(address), None
+    except EdgeZooError as e:
+        return [], str(e)
+
+
+def fleet_table(found: list[dict[str, Any]]) -> pd.DataFrame:
+    cols = ["name", "address", "os", "machine", "chip", "cores", "memory-gib", "runtimes", "fingerprint", "node_id"]
+    return pd.DataFrame([{c: d.get(c) for c in cols} for d in found], columns=cols)

@@ -122,16 +122,34 @@ def test_cluster_listens_on_loopback_only(cluster) -> None:
     assert NODE["node_ip_address"] == "127.0.0.1"
 
 
-def test_profile_on_each_named_node_through_the_cli(cluster, artifact, tmp_path, capsys) -> None:
-    """`edgezoo profile --on alpha,beta`: measured on each node, one record per device, stored by this process
-    (the head's side) alone."""
-    from app.workspace import Workspace
+@pytest.fixture(scope="module")
+def fleet_ws(cluster, artifact, tmp_path_factory) -> Path:
+    """A workspace whose records `edgezoo profile --on alpha,beta` measured on the two devices."""
     from tests.app.cli_harness import invoke
 
-    ws = tmp_path / "ws"
+    ws = tmp_path_factory.mktemp("fleet-ws") / "ws"
+    capsys = _Capture()
     res = invoke(["profile", str(artifact.model_file), "--on", "alpha,beta", "--address", cluster.address, "-w",
                   str(ws), "-t", "1", "--json"], capsys)
     assert res.code == 0, res.err
+    return ws
+
+
+class _Capture:
+    """What `invoke` needs of pytest's capsys, for a module-scoped fixture (output goes to the terminal)."""
+
+    def readouterr(self):
+        import types
+
+        return types.SimpleNamespace(out="", err="")
+
+
+def test_profile_on_each_named_node_through_the_cli(fleet_ws, artifact) -> None:
+    """`edgezoo profile --on alpha,beta`: measured on each node, one record per device, stored by this process
+    (the head's side) alone."""
+    from app.workspace import Workspace
+
+    ws = fleet_ws
     by = {r["device"]["name"]: r for r in Workspace.resolve(ws).store().records()}
     assert set(by) == {"alpha", "beta"}
     for name, r in by.items():
@@ -169,3 +187,30 @@ def test_agent_command_joins_and_leaves(cluster, artifact) -> None:
     while time.monotonic() < deadline and "delta" in {d["name"] for d in fleet.devices(cluster.address)}:
         time.sleep(0.5)
     assert "delta" not in {d["name"] for d in fleet.devices(cluster.address)}
+
+
+def test_dashboard_lists_devices_and_run_page_targets_them(cluster, tmp_path, monkeypatch) -> None:
+    from streamlit.testing.v1 import AppTest
+
+    dash = Path(__file__).resolve().parents[2] / "app" / "dashboard" / "views"
+    monkeypatch.setenv("EDGEZOO_WORKSPACE", str(tmp_path / "ws"))
+    monkeypatch.setenv("EDGEZOO_FLEET_ADDRESS", cluster.address)
+    at = AppTest.from_file(str(dash / "devices.py"), default_timeout=60).run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert {"alpha", "beta"} <= set(at.dataframe[0].value["name"])
+    at = AppTest.from_file(str(dash / "run.py"), default_timeout=60).run()
+    assert set(at.multiselect(key="run_on").options) >= {"alpha", "beta"}
+    at.multiselect(key="run_on").set_value(["beta"]).run()
+    assert f"--on beta --address {cluster.address}" in at.code[0].value
+
+
+def test_report_groups_results_by_measured_device(fleet_ws) -> None:
+    import types
+
+    from app.workspace import Workspace
+    from profiles.report import _results
+
+    records = list(Workspace.resolve(fleet_ws).store().records())
+    section = _results(types.SimpleNamespace(records=records))
+    titles = [block.caption for block in section.blocks]
+    assert titles == ["Results: matmul on alpha", "Results: matmul on beta"], titles

@@ -10,6 +10,29 @@ COLS = ["id", "model", "format", "compression", "runtime", "threads", "precision
 
 st.title("Devices")
 ws = D.workspace()
+
+st.subheader("Fleet: devices connected now")
+head = st.text_input("Fleet head (HOST:PORT of `edgezoo head`)", devices.fleet_head(st.session_state), key="fleet_input",
+                     placeholder="127.0.0.1:6379")
+st.session_state[devices.FLEET_HEAD] = head.strip()
+
+
+@st.fragment(run_every=10)
+def connected(address: str) -> None:
+    """Refreshed every 10 s: what `edgezoo devices` lists; the Run page's jobs can target them (--on)."""
+    found, why = devices.fleet_devices(address)
+    if why:
+        st.warning(f"No fleet listed: {why}")
+    elif not found:
+        st.info(f"No device is connected to {address}: run `edgezoo agent --address {address} --name NAME` on one.")
+    else:
+        st.dataframe(devices.fleet_table(found), hide_index=True, width="stretch")
+
+
+if head.strip():
+    connected(head.strip())
+else:
+    st.caption("Name the fleet's head to list its devices (profiles/FLEET.md: `edgezoo head`, `edgezoo agent`).")
 catalog, problem = devices.catalog()
 st.subheader("Catalog")
 if problem:

@@ -8,7 +8,7 @@ from pathlib import Path
 import streamlit as st
 
 from app import cli, cli_lm, cli_specdec
-from app.dashboard import choices as C, data as D, jobs, papers as P, ui
+from app.dashboard import choices as C, data as D, devices, jobs, papers as P, ui
 from trainers.papers import config_dirs
 
 st.title("Run")
@@ -32,11 +32,23 @@ def threads_input(key: str, command, param: str = "threads") -> int:
     return int(st.number_input("threads", 1, C.cli_max(command, param, 64), C.cli_default(command, param), key=key))
 
 
+def fleet_args(key: str) -> list[str]:
+    """`--on NAMES --address HEAD` for the fleet devices picked (none picked: this machine measures)."""
+    address = devices.fleet_head(st.session_state)
+    if not address:
+        return []
+    found, why = devices.fleet_devices(address)
+    picked = st.multiselect("on fleet devices (none: this machine)", [d["name"] for d in found], key=key,
+                            help=why or f"devices connected to {address} now (Devices page)")
+    return ["--on", ",".join(picked), "--address", address] if picked else []
+
+
 def pipeline_args() -> list[str]:
     keys = st.multiselect("papers", [p.key for p in PLUGINS], default=[p.key for p in PLUGINS], key="run_papers",
                           help="each paper's deployable models are trained at small scale, exported and profiled")
     formats = st.multiselect("formats", C.FORMATS, key="run_formats", placeholder="every format each paper declares")
-    return run_argv(keys, formats, threads_input("run_threads", cli.run))
+    argv = run_argv(keys, formats, threads_input("run_threads", cli.run))
+    return argv + fleet_args("run_on") if argv else []
 
 
 def train_args() -> list[str]:
@@ -71,7 +83,7 @@ def profile_args() -> list[str]:
     picked = st.multiselect("artifacts", C.artifact_dirs(ws, lm=False), key="profile_artifacts",
                             format_func=artifact_label)
     threads = threads_input("profile_threads", cli.profile)
-    return ["profile", *picked, "-w", root, "-t", str(threads)] if picked else []
+    return ["profile", *picked, "-w", root, "-t", str(threads), *fleet_args("profile_on")] if picked else []
 
 
 def lm_profile_args() -> list[str]:
