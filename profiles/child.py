@@ -75,7 +75,7 @@ def _evaluate(rt, folder: Path, size: int | None = None) -> dict[str, Any] | Non
     from exporters.verify import numeric_parity
 
     data = np.load(path)
-    x = data["x"]
+    x = base = data["x"]
     if size is not None and x.ndim == 4 and x.shape[-1] != size:
         from trainers.data import resize_bilinear
 
@@ -84,9 +84,9 @@ def _evaluate(rt, folder: Path, size: int | None = None) -> dict[str, Any] | Non
     outs = [rt.run([x[i:i + step]])[0] for i in range(0, len(x), step)]
     logits = np.concatenate([np.asarray(o, dtype=np.float32).reshape(-1, data["reference"].shape[-1]) for o in outs])
     acc = float((logits.argmax(-1) == data["y"]).mean())
-    dataset = "test split" if x is data["x"] else f"test split resized to {size}x{size}"
+    dataset = "test split" if x is base else f"test split resized to {size}x{size}"
     out = {"accuracy": R.Quality("top1", acc, dataset, int(len(data["y"]))).to_dict()}
-    if x is data["x"]:
+    if x is base:
         out["parity"] = R.Parity.from_dict({"reference": "torch fp32 (after torch-level compression)",
                                             **numeric_parity(logits, data["reference"])}).to_dict()
     return out

@@ -33,9 +33,11 @@ class Recipe:
     label_smoothing: float = 0.0
     seed: int = 0
     threads: int = 2
+    sampler: dict[str, Any] | None = None  # multi-scale sampler section (trainers/samplers.py); None: plain batches
 
     def hash(self) -> str:
-        return hashlib.sha256(json.dumps(dataclasses.asdict(self), sort_keys=True).encode()).hexdigest()[:16]
+        fields = {k: v for k, v in dataclasses.asdict(self).items() if k != "sampler" or v is not None}
+        return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def _coerce(key: str, value: str) -> Any:
@@ -187,4 +189,8 @@ def recipe_from_dict(data: dict[str, Any], where: str = "recipe") -> Recipe:
     except (TypeError, ValueError, RuntimeError, ZeroDivisionError, IndexError) as e:
         raise RecipeError(f"{where}: model_args do not give a working {recipe.model} "
                           f"({str(e).strip(chr(34)).splitlines()[0][:160]})", fix) from None
+    if recipe.sampler is not None:
+        from trainers.samplers import check_recipe
+
+        check_recipe(recipe, getattr(getattr(model, "args", None), "image_size", None), where)
     return recipe
