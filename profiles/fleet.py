@@ -168,9 +168,12 @@ def connect(address: str) -> Any:
     try:
         ray.init(address=f"{host}:{port}", namespace=NAMESPACE, log_to_driver=False, logging_level="WARNING",
                  configure_logging=False)
-    except (ConnectionError, RuntimeError, ValueError) as e:
-        raise FleetError(f"no Ray head answers at {address} ({(str(e).strip().splitlines() or [''])[0][:200]})",
-                         "start one with `edgezoo head` and pass its address (--address HOST:PORT)") from None
+    except (ConnectionError, RuntimeError, ValueError) as e:  # something listens there, but no Ray head we may use
+        raise FleetError(f"the Ray head at {address} refused or did not answer this connection "
+                         f"({(str(e).strip().splitlines() or [''])[0][:200]})",
+                         "check --address, that this machine runs the head's Ray and Python versions, and, with token "
+                         "authentication on, that RAY_AUTH_MODE=token and the head's token (RAY_AUTH_TOKEN or "
+                         "~/.ray/auth_token) are set here too (profiles/FLEET.md)") from None
     return ray
 
 
