@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 from pathlib import Path
@@ -10,8 +11,8 @@ from typing import List, Optional
 import typer
 
 from app.cli_agent import AddressOpt, OnOpt
-from app.cli_options import (WorkspaceOpt, fail as _fail, finite_float, input_specs, int_at_least, int_in_range,
-                             int_list, one_of, output_path, run_app)
+from app.cli_options import (fail as _fail, finite_float, input_specs, int_at_least, int_in_range, int_list,
+                             one_of, output_path, run_app, runtime_options, WorkspaceOpt)
 from models.errors import EdgeZooError
 
 app = typer.Typer(help="EdgeZoo: train, compress, export and profile efficient models for edge devices.",
@@ -119,18 +120,24 @@ def profile(artifacts: List[Path] = typer.Argument(..., help="artifact folders o
             inputs: Optional[List[str]] = typer.Option(None, "--input", callback=input_specs,
                                                        help="NAME=SHAPE:DTYPE (e.g. x=1x64:float32), repeatable: the "
                                                             "inputs of a foreign model file whose inputs are dynamic"),
+            option: Optional[List[str]] = typer.Option(
+                None, "--option", callback=runtime_options,
+                help="KEY=VALUE[,VALUE...], repeatable: runtime options, one record per combination (coreml "
+                     "compute_units=ALL,CPU_ONLY,CPU_AND_GPU,CPU_AND_NE; mlx device=gpu,cpu; torch device=cpu,mps)"),
             workspace: Optional[Path] = WorkspaceOpt,
             on: Optional[str] = OnOpt,
             address: str = AddressOpt,
             as_json: bool = typer.Option(False, "--json")) -> None:
     """Profile artifacts, each in a fresh child process (on fleet devices with --on); every measured attempt becomes
     a record in the store.
-    A path that is not an artifact, or an unknown runtime, is refused before anything is measured or stored."""
+    A path that is not an artifact, an unknown runtime or a runtime option it does not have is refused before
+    anything is measured or stored."""
     from app.summary import print_table
     from app.workspace import Workspace
     from exporters.artifact import load_artifact
     from profiles.launcher import keep_interrupted
     from profiles.measure import measure
+    from profiles.runtimes import DEFAULT_RUNTIME, check_options
 
     rows, failed, loaded = [], False, []
     try:
@@ -144,19 +151,22 @@ def profile(artifacts: List[Path] = typer.Argument(..., help="artifact folders o
         except EdgeZooError as e:
             typer.echo(f"error: {e}", err=True)
             failed = True
-    if loaded:
-        try:
-            store = Workspace.resolve(workspace).store()
-        except EdgeZooError as e:
-            _fail(e)
+    try:
+        for artifact, options in itertools.product(loaded, option):
+            check_options(runtime or DEFAULT_RUNTIME.get(artifact.manifest.get("format", ""), "onnxruntime"), options)
+        store = Workspace.resolve(workspace).store() if loaded else None
+    except EdgeZooError as e:
+        _fail(e)
     if on and loaded:  # on fleet devices: the records come back here and only this process stores them
         from app.cli_agent import profile_on
 
-        rows, failed_on = profile_on(store, loaded, on, address, runtime, threads, timeout, inputs)
-        failed, loaded = failed or failed_on, []
-    for artifact in loaded:
+        for options in option:
+            got, failed_on = profile_on(store, loaded, on, address, runtime, threads, timeout, inputs, options)
+            rows, failed = rows + got, failed or failed_on
+        loaded = []
+    for artifact, options in itertools.product(loaded, option):
         with keep_interrupted(store):  # Ctrl-C / SIGTERM: the child is stopped and an 'interrupted' record kept
-            record = measure(artifact, runtime, threads, timeout=timeout, inputs=inputs)
+            record = measure(artifact, runtime, threads, options=options, timeout=timeout, inputs=inputs)
         rid = store.add(record)
         rows.append(store.rows("WHERE id=?", (rid,))[0])
         if record["status"] == "failed":

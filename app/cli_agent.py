@@ -65,7 +65,8 @@ def names(on: str | None) -> list[str]:
 # ------------------------------------------------------------------------------------------------ profile --on
 
 def profile_on(store: Any, artifacts: list, on: str, address: str, runtime: str | None, threads: int,
-               timeout: float, inputs: list | None) -> tuple[list[dict[str, Any]], bool]:
+               timeout: float, inputs: list | None,
+               options: dict[str, str] | None = None) -> tuple[list[dict[str, Any]], bool]:
     """`edgezoo profile --on`: every artifact on every named device; each record is stored as it arrives (here, on
     the head's side only). Returns the summary rows and whether any failed."""
     from models.errors import EdgeZooError
@@ -83,7 +84,8 @@ def profile_on(store: Any, artifacts: list, on: str, address: str, runtime: str 
             failed = True
 
     try:
-        measure_on(artifacts, names(on), address, runtime, threads, timeout=timeout, inputs=inputs, on_record=keep)
+        measure_on(artifacts, names(on), address, runtime, threads, options=options, timeout=timeout, inputs=inputs,
+                   on_record=keep)
     except EdgeZooError as e:
         fail(e)
     return rows, failed

@@ -105,6 +105,24 @@ def input_specs(values: list[str] | None) -> list[dict[str, Any]] | None:
     return specs or None
 
 
+def runtime_options(values: list[str] | None) -> list[dict[str, str]]:
+    """Option callback for repeatable `--option KEY=VALUE[,VALUE...]` (e.g. `compute_units=ALL,CPU_AND_NE`): every
+    combination of the values, one measurement each (scenarios of one artifact); [{}] when none is given. Which keys
+    and values a runtime accepts is checked against the runtime itself (profiles.runtimes.check_options)."""
+    import itertools
+
+    chosen: dict[str, list[str]] = {}
+    for text in values or []:
+        key, sep, rest = text.partition("=")
+        picks = [v.strip() for v in rest.split(",")]
+        if not sep or not key.strip() or not all(picks):
+            raise typer.BadParameter(f"{text!r} is not KEY=VALUE[,VALUE...]; e.g. --option compute_units=ALL,CPU_ONLY")
+        if key.strip() in chosen:
+            raise typer.BadParameter(f"option {key.strip()!r} is given twice; list its values once, comma-separated")
+        chosen[key.strip()] = list(dict.fromkeys(picks))
+    return [dict(zip(chosen, combo)) for combo in itertools.product(*chosen.values())]
+
+
 def _file_above(path: Path) -> Path | None:
     """The first existing ancestor of `path` that is not a folder (then `path` cannot be created), if any."""
     for parent in path.absolute().parents:

@@ -16,7 +16,7 @@ from models.errors import ArtifactError, EdgeZooError
 from profiles import record as R
 from profiles.device import environment, fingerprint
 from profiles.launcher import MeasurementInterrupted, interrupted_result, run_child
-from profiles.runtimes import DEFAULT_RUNTIME, child_env, resolve
+from profiles.runtimes import DEFAULT_RUNTIME, check_options, child_env, resolve
 
 @dataclass(frozen=True)
 class Scenario:
@@ -51,7 +51,8 @@ def request_key(artifact: Artifact, runtime: str, threads: int, scenario: Scenar
     return hashlib.sha256(blob.encode()).hexdigest()[:24]
 
 
-def base_record(artifact: Artifact, runtime: str, threads: int, scenario: Scenario, key: str) -> R.Record:
+def base_record(artifact: Artifact, runtime: str, threads: int, scenario: Scenario, key: str,
+                options: dict[str, Any] | None = None) -> R.Record:
     m = artifact.manifest
     paper = m.get("paper") or {}
     art = R.Artifact(path=str(artifact.path), format=m.get("format"), compression=m.get("compression_name"),
@@ -61,20 +62,24 @@ def base_record(artifact: Artifact, runtime: str, threads: int, scenario: Scenar
                      foreign=bool(m.get("foreign")), verification=m.get("verification"))
     return R.Record(cache_key=key, model=m.get("model"), paper=paper.get("title"), paper_arxiv=paper.get("arxiv"),
                     artifact=art, runtime=runtime, threads=threads,
-                    scenario=R.Scenario("classify", extra=settings(scenario)),
+                    # runtime options (compute units, device) make scenarios of one artifact: kept with the scenario
+                    scenario=R.Scenario("classify", extra={**settings(scenario),
+                                                           **({"runtime_options": options} if options else {})}),
                     device=R.Device.from_dict(fingerprint()),
                     environment=R.Environment.from_dict({**environment(), "git_commit": git_commit()}))
 
 
-def _unavailable_here(runtime: str, artifact: Artifact) -> str | None:
-    """A runtime that cannot run on this machine at all needs no child for an artifact EdgeZoo exported and verified
-    (its sha256 was just checked); a foreign file still goes to the child, which checks its structure."""
-    if artifact.manifest.get("foreign"):
-        return None
+def _unavailable_here(runtime: str, artifact: Artifact, options: dict[str, Any]) -> str | None:
+    """A runtime (or runtime option, e.g. Metal) that cannot run on this machine at all needs no child for an
+    artifact EdgeZoo exported and verified (its sha256 was just checked); a foreign file still goes to the child,
+    which checks its structure, unless the option itself is what this machine lacks."""
     try:
-        return resolve(runtime).unavailable_here()
+        cls = resolve(runtime)
     except Exception:  # a runtime that does not import is the child's failure to report
         return None
+    if (reason := cls.unavailable_with(options)) is not None:
+        return reason
+    return None if artifact.manifest.get("foreign") else cls.unavailable_here()
 
 
 def measure(artifact_path: Path | Artifact, runtime: str | None = None, threads: int = 2,
@@ -88,9 +93,10 @@ def measure(artifact_path: Path | Artifact, runtime: str | None = None, threads:
         raise EdgeZooError(f"timeout {timeout!r} is not a finite positive number of seconds", "pass e.g. 180")
     artifact = artifact_path if isinstance(artifact_path, Artifact) else load_artifact(Path(artifact_path))
     runtime = runtime or DEFAULT_RUNTIME.get(artifact.manifest.get("format", ""), "onnxruntime")
-    scenario, options = scenario or Scenario(), options or {}
+    scenario = scenario or Scenario()
+    options = check_options(runtime, options) if options else {}
     key = request_key(artifact, runtime, threads, scenario, options)
-    base = base_record(artifact, runtime, threads, scenario, key)
+    base = base_record(artifact, runtime, threads, scenario, key, options)
     if scenario.input_size is not None and not (isinstance(scenario.input_size, int) and scenario.input_size >= 1):
         raise EdgeZooError(f"input size {scenario.input_size!r} is not a positive integer", "pass e.g. 32")
     request = {"runtime": runtime, "threads": threads, "scenario": settings(scenario), "options": options,
@@ -102,7 +108,7 @@ def measure(artifact_path: Path | Artifact, runtime: str | None = None, threads:
         check_integrity(artifact)
     except ArtifactError as e:  # a failure row: the bytes on disk are not the ones exported and verified
         return base.updated(R.failure("failed", "ArtifactModified", str(e))).to_dict()
-    if (reason := _unavailable_here(runtime, artifact)) is not None:  # exported + verified, runtime absent here
+    if (reason := _unavailable_here(runtime, artifact, options)) is not None:  # exported + verified, runtime absent here
         return base.updated(R.failure("unavailable", "RuntimeUnavailable", reason,
                                       runtime_version=resolve(runtime).version())).to_dict()
     try:

@@ -40,3 +40,22 @@ def resolve(name: str) -> Any:
         raise KeyError(f"unknown runtime {name!r}; use one of {', '.join(RUNTIMES)} or module:Class")
     module, _, cls = target.partition(":")
     return getattr(importlib.import_module(module), cls)
+
+
+def check_options(name: str, options: dict[str, Any]) -> dict[str, str]:
+    """The options a measurement asks of runtime `name`, checked against what it declares (`Runtime.OPTIONS`);
+    raises EdgeZooError naming the option or value and what is accepted."""
+    from models.errors import EdgeZooError
+
+    try:
+        declared = getattr(resolve(name), "OPTIONS", {})
+    except Exception as e:  # an unknown name or a module:Class that does not import
+        raise EdgeZooError(f"runtime {name!r} does not load ({e})", "check the runtime name") from None
+    for key, value in options.items():
+        if key not in declared:
+            accepted = ", ".join(declared) or "none"
+            raise EdgeZooError(f"runtime {name!r} has no option {key!r}", f"its options: {accepted}")
+        if str(value) not in declared[key]:
+            raise EdgeZooError(f"{name} option {key}={value!r} is not accepted",
+                               f"use one of {', '.join(declared[key])}")
+    return {k: str(v) for k, v in options.items()}

@@ -27,9 +27,18 @@ class Runtime:
     def version(cls) -> str:
         return "unknown"
 
+    # the options a measurement may set, each with its accepted values: scenarios of one artifact on one runtime
+    # (Core ML compute units, MLX on Metal or the CPU, torch on MPS or the CPU); values are upper/lower case as listed
+    OPTIONS: dict[str, tuple[str, ...]] = {}
+
     @classmethod
     def unavailable_here(cls) -> str | None:
         """Why this runtime cannot run on this machine at all (checked by the parent, no child needed), or None."""
+        return None
+
+    @classmethod
+    def unavailable_with(cls, options: dict[str, Any]) -> str | None:
+        """Why these options cannot run on this machine (e.g. Metal on Linux), or None; the parent checks it."""
         return None
 
     def load(self, model_file: Path, threads: int, options: dict[str, Any]) -> None:

@@ -125,6 +125,7 @@ def _mlmodel(path: Path, options: dict[str, Any]) -> tuple[Any, str]:
 class CoreMLRuntime(Runtime):
     name = "coreml"
     lm_part = "coreml"
+    OPTIONS = {"compute_units": COMPUTE_UNITS}
 
     @classmethod
     def version(cls) -> str:

@@ -72,6 +72,13 @@ def _mx(options: dict[str, Any]):
 class MlxRuntime(Runtime):
     name = "mlx"
     lm_part = "mlx"
+    OPTIONS = {"device": ("gpu", "cpu")}  # gpu: Metal, the default on macOS; Linux has only the CPU
+
+    @classmethod
+    def unavailable_with(cls, options: dict[str, Any]) -> str | None:
+        if options.get("device") == "gpu" and sys.platform != "darwin":
+            return "MLX on Metal (device=gpu) needs macOS; the Linux build has only the CPU (device=cpu)"
+        return None
 
     @classmethod
     def version(cls) -> str:
