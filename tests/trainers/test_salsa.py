@@ -32,8 +32,8 @@ from trainers.text import load_text
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY = {"model_dim": 16, "num_transformer_layers": 2, "head_dim": 8, "max_context_length": 64}
-SMALL = dict(prompt_len=8, new_tokens=16, profile_prompts=4, profile_samples=2, threads=1)
-POLICY = dict(updates=4, rl_batch=4, rl_lr=1e-3, ckpt_every=2, curve_prompts=4, eval_prompts=4, eval_samples=2)
+SMALL = {"prompt_len": 8, "new_tokens": 16, "profile_prompts": 4, "profile_samples": 2, "threads": 1}
+POLICY = {"updates": 4, "rl_batch": 4, "rl_lr": 1e-3, "ckpt_every": 2, "curve_prompts": 4, "eval_prompts": 4, "eval_samples": 2}
 
 
 def tiny_model(seed: int = 0, **args: int) -> OpenELM:

@@ -27,7 +27,6 @@ from torch import nn
 from trainers.claims import ClaimResult, combine, compare, seed_summary
 from trainers.openelm.claim import cached_fit, claim_cache_dir
 from trainers.openelm.recipe import LMRecipe
-from trainers.openelm.train import evaluate_lm
 from trainers.salsa.reward import heldout_prompts
 from trainers.salsa.rl import RLConfig, evaluate_policy, matched_kl_reward, optimize, win_rate
 from trainers.salsa.soup import barrier_curve, interpolate, sft, sft_bytes
@@ -36,15 +35,17 @@ from trainers.text import load_text
 # the base: card 01's isotropic LM (8 query / 4 KV heads per layer, FFN 2x) at width 64 and 4 layers (164,544
 # parameters), so that 3 seeds x (2 SFTs + 2 policy runs) fit ~15 minutes on one CPU core
 FULL = {"base_args": {"model_dim": 64, "num_transformer_layers": 4, "head_dim": 16},
-        "pretrain": dict(steps=400, batch_size=16, context=64, lr=3e-3, warmup=40, eval_every=400, eval_windows=128),
-        "sft": dict(steps=150, lr=1e-3, batch=16, context=64, topics=40),
-        "rl": dict(updates=100, batch=16, lr=2e-4, beta=0.05, ckpt_every=10, curve_prompts=64),
-        "eval": dict(prompts=200, samples=4, barrier_windows=None)}  # None: the whole validation split
+        "pretrain": {"steps": 400, "batch_size": 16, "context": 64, "lr": 3e-3, "warmup": 40, "eval_every": 400,
+                     "eval_windows": 128},
+        "sft": {"steps": 150, "lr": 1e-3, "batch": 16, "context": 64, "topics": 40},
+        "rl": {"updates": 100, "batch": 16, "lr": 2e-4, "beta": 0.05, "ckpt_every": 10, "curve_prompts": 64},
+        "eval": {"prompts": 200, "samples": 4, "barrier_windows": None}}  # None: the whole validation split
 QUICK = {"base_args": {"model_dim": 32, "num_transformer_layers": 2, "head_dim": 8},
-         "pretrain": dict(steps=20, batch_size=8, context=32, lr=3e-3, warmup=3, eval_every=20, eval_windows=16),
-         "sft": dict(steps=4, lr=1e-3, batch=4, context=32, topics=40),
-         "rl": dict(updates=4, batch=4, lr=5e-4, beta=0.05, ckpt_every=2, curve_prompts=4),
-         "eval": dict(prompts=8, samples=2, barrier_windows=16)}
+         "pretrain": {"steps": 20, "batch_size": 8, "context": 32, "lr": 3e-3, "warmup": 3, "eval_every": 20,
+                      "eval_windows": 16},
+         "sft": {"steps": 4, "lr": 1e-3, "batch": 4, "context": 32, "topics": 40},
+         "rl": {"updates": 4, "batch": 4, "lr": 5e-4, "beta": 0.05, "ckpt_every": 2, "curve_prompts": 4},
+         "eval": {"prompts": 8, "samples": 2, "barrier_windows": 16}}
 PROMPT_LEN, NEW_TOKENS = 32, 64
 
 

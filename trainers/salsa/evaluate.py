@@ -36,7 +36,7 @@ def _model(ref: dict[str, str], role: str) -> torch.nn.Module:
 
 def _sample(rt: Any, prompts: np.ndarray, new_tokens: int, temperature: float, seed: int) -> np.ndarray:
     draw = make_sampler(temperature, gen=torch.Generator().manual_seed(seed))
-    sampler = lambda logits: draw(torch.from_numpy(np.asarray(logits, np.float32))).numpy()  # noqa: E731
+    sampler = lambda logits: draw(torch.from_numpy(np.asarray(logits, np.float32))).numpy()
     return np.stack(list(generate_step(rt.decode_step, prompts, new_tokens, sampler=sampler, prefill=rt.prefill)), 1)
 
 

@@ -12,7 +12,7 @@ held-out prompts are evenly spaced windows of the validation split (the same for
 from __future__ import annotations
 
 import re
-from functools import lru_cache
+from functools import cache
 
 import numpy as np
 import torch
@@ -32,7 +32,7 @@ def keyword_list(name: str) -> tuple[str, ...]:
     return KEYWORD_LISTS[name]
 
 
-@lru_cache(maxsize=None)
+@cache
 def _pattern(name: str) -> re.Pattern[bytes]:
     words = b"|".join(re.escape(w.encode()) for w in keyword_list(name))
     return re.compile(rb"(?<![A-Za-z0-9_])(?:" + words + rb")(?![A-Za-z0-9_])")
