@@ -155,3 +155,36 @@ def test_torchrun_two_ranks_take_the_same_multiscale_steps(tmp_path: Path) -> No
 
     per_rank = MultiScaleSampler(SamplerConfig(**card["recipe"]["sampler"]), 8, 1200, 2, seed=0, rank=1, world=2)
     assert card["sampler"]["optimizer_steps"] == per_rank.total_steps()  # rank 0's count equals rank 1's plan
+
+
+def _papers_section(artifact: str) -> None:
+    import pandas as pd
+
+    from trainers.multiscale.dashboard import section
+
+    rows = {"id": [1, 2, 3], "status": ["ok", "ok", "ok"], "scenario.input_size": [16, 32, 48],
+            "latency.median_ms": [0.1, 0.2, 0.4], "accuracy.value": [0.6, 0.95, 0.9],
+            "artifact.format": ["onnx"] * 3, "artifact.compression": ["none"] * 3, "artifact.path": [artifact] * 3}
+    section(pd.DataFrame(rows) if artifact else pd.DataFrame())
+
+
+@pytest.mark.parametrize("with_records", [True, False])
+def test_dashboard_section_renders(with_records: bool, tmp_path: Path) -> None:
+    """The section as the Papers page calls it: one latency and one accuracy line per arm over the sizes (the arm
+    named by the artifact's manifest); a hint and no chart without records."""
+    from streamlit.testing.v1 import AppTest
+
+    from tests.app.test_dashboard_papers import values
+
+    art = tmp_path / "artifacts" / "onnx-none"
+    art.mkdir(parents=True)
+    (art / "manifest.json").write_text(json.dumps({"checkpoint": str(tmp_path / "zoo" / "ms_msc_vbs")}))
+    at = AppTest.from_function(_papers_section, args=(str(art) if with_records else "",), default_timeout=60).run()
+    assert not at.exception
+    charts = at.get("plotly_chart")
+    if with_records:
+        spec = json.loads(charts[0].proto.spec)
+        assert [t["name"] for t in spec["data"]] == ["ms_msc_vbs"] * 2
+        assert [values(t["y"]) for t in spec["data"]] == [[0.1, 0.2, 0.4], [0.6, 0.95, 0.9]]
+    else:
+        assert not charts and "edgezoo run --papers multiscale" in at.info[0].value
