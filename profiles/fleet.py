@@ -305,6 +305,8 @@ def run_jobs(jobs: list[_Job], address: str, threads: int = 2, scenario: Scenari
              on_record: Callable[[dict[str, Any]], None] | None = None) -> list[dict[str, Any]]:
     """Run the jobs on their devices; every job gives a record (ok, failed, unavailable or interrupted), handed to
     `on_record` as it arrives. Ctrl-C cancels what is left; those jobs' records say 'interrupted'."""
+    if not jobs:
+        return []
     ray = connect(address)
     scenario, options = scenario or Scenario(), options or {}
     task = ray.remote(_on_device)

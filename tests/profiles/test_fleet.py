@@ -214,3 +214,18 @@ def test_report_groups_results_by_measured_device(fleet_ws) -> None:
     section = _results(types.SimpleNamespace(records=records))
     titles = [block.caption for block in section.blocks]
     assert titles == ["Results: matmul on alpha", "Results: matmul on beta"], titles
+
+
+@pytest.mark.slow
+def test_main_job_profiles_on_devices_and_reuses_per_device(cluster, tmp_path) -> None:
+    """`edgezoo run --on alpha,beta`: each artifact measured on both devices, stored here; a second run reuses them."""
+    from app.pipeline import RunPlan, run
+    from app.workspace import Workspace
+
+    plan = RunPlan(recipes=("digits_resnet",), format_specs={"onnx": ("none",)}, overrides=("epochs=1",), threads=1,
+                   devices=("alpha", "beta"), address=cluster.address)
+    ws = Workspace.resolve(tmp_path / "ws")
+    rows = run(ws, plan, log=lambda s: None)
+    assert sorted(r["device"] for r in rows) == ["alpha", "beta"] and {r["status"] for r in rows} == {"ok"}, rows
+    again = run(ws, plan, log=lambda s: None)
+    assert sorted(r["id"] for r in again) == sorted(r["id"] for r in rows)  # reused per device, nothing re-measured
