@@ -65,12 +65,15 @@ def _input_names(inputs: tuple[torch.Tensor, ...]) -> list[str]:
 
 
 def _convert(ct, model: nn.Module, inputs: tuple[torch.Tensor, ...], precision, dynamic: bool,
-             sizes: tuple[int, ...] = ()):
+             sizes: tuple[int, ...] = (), io: Any = None):
     """torch.export -> run_decompositions({}) -> ct.convert. Dynamic batch traces with batch 2 (torch.export
     specialises a size-1 dim) and declares a RangeDim(1, MAX_BATCH) batch. `sizes`: batch 1 at the example's size
     and at each square size, as Core ML EnumeratedShapes (traced with dynamic height and width)."""
     names = _input_names(inputs)
-    if sizes:
+    outputs = [ct.TensorType(name="logits")]
+    if io is not None:  # a user model: its own names, a RangeDim per dynamic axis it asked for
+        program, ct_inputs, outputs = _convert_named(ct, model, inputs, io, dynamic)
+    elif sizes:
         base = inputs[0].shape[-1]
         span = sorted({*sizes, base})
         hw = {2: torch.export.Dim("height", min=span[0], max=span[-1]),
@@ -89,9 +92,32 @@ def _convert(ct, model: nn.Module, inputs: tuple[torch.Tensor, ...], precision, 
         program = torch.export.export(model, inputs)
         ct_inputs = [ct.TensorType(name=n, shape=tuple(t.shape), dtype=np.float32) for n, t in zip(names, inputs)]
     program = program.run_decompositions({})
-    return ct.convert(program, inputs=ct_inputs, outputs=[ct.TensorType(name="logits")], convert_to="mlprogram",
+    return ct.convert(program, inputs=ct_inputs, outputs=outputs, convert_to="mlprogram",
                       minimum_deployment_target=getattr(ct.target, DEPLOYMENT_TARGET), compute_precision=precision,
                       skip_model_load=True)
+
+
+def _convert_named(ct, model: nn.Module, inputs: tuple[torch.Tensor, ...], io: Any,
+                   dynamic: bool) -> tuple[Any, list, list]:
+    """A user model: its own input/output names; with `dynamic`, torch.export with the IOSpec's dynamic axes
+    (traced at 2 where the example has 1: torch.export specialises size-1 dims) and a Core ML
+    RangeDim(min, max, default=example size) per dynamic axis."""
+    dims = io.torch_dims() if dynamic else tuple({} for _ in inputs)
+    traced = tuple(t.expand(*[2 if t.shape[a] == 1 and a in d else t.shape[a] for a in range(t.dim())]).contiguous()
+                   for t, d in zip(inputs, dims))
+    program = torch.export.export(model, traced, dynamic_shapes=dims) if dynamic else \
+        torch.export.export(model, inputs)
+    ct_inputs = [ct.TensorType(name=name, shape=_range_shape(ct, t, axes if dynamic else ()),
+                               dtype=np.float32 if t.is_floating_point() else np.int32)
+                 for name, t, axes in zip(io.inputs, inputs, io.dynamic)]
+    return program, ct_inputs, [ct.TensorType(name=o) for o in io.outputs]
+
+
+def _range_shape(ct, t: torch.Tensor, axes: tuple) -> Any:
+    """The example's shape with a RangeDim on each (axis, name, min, max) in `axes`."""
+    ranges = {a: (lo, hi) for a, _, lo, hi in axes}
+    return ct.Shape(tuple(ct.RangeDim(*ranges[a], default=int(n)) if a in ranges else int(n)
+                          for a, n in enumerate(t.shape)))
 
 
 def _weight_consts(mlmodel) -> list[tuple[str, str, tuple[int, ...]]]:
@@ -168,7 +194,7 @@ def _compress(ct, mlmodel, spec: CompressionSpec, model: nn.Module | None = None
 
 
 def export(model: nn.Module, inputs: tuple[torch.Tensor, ...], out_dir: Path, spec: CompressionSpec,
-           sizes: tuple[int, ...] = ()) -> dict[str, Any]:
+           sizes: tuple[int, ...] = (), io: Any = None) -> dict[str, Any]:
     """`sizes`: square input sizes besides the example's, declared as enumerated shapes at batch 1."""
     ct = load_coremltools()
     capture = Capture()
@@ -184,13 +210,13 @@ def export(model: nn.Module, inputs: tuple[torch.Tensor, ...], out_dir: Path, sp
             if sizes:  # enumerated shapes fix the batch at 1
                 mlmodel = _convert(ct, model, inputs, precision, dynamic=False, sizes=sizes)
             else:
-                mlmodel = _convert(ct, model, inputs, precision, dynamic=True)
+                mlmodel = _convert(ct, model, inputs, precision, dynamic=True, io=io)
             details["dynamic_batch"] = not sizes
         except Exception as e:  # some graphs only convert with a static batch: say so, and go on with batch 1
             details["dynamic_batch"] = False
             details["enumerated_shapes_error" if sizes else "dynamic_batch_error"] = \
                 f"{e.__class__.__name__}: {str(e).strip()[:200]}"
-            mlmodel = _convert(ct, model, inputs, precision, dynamic=False)
+            mlmodel = _convert(ct, model, inputs, precision, dynamic=False, io=io)
         timings["convert_s"] = time.perf_counter() - t0
         t1 = time.perf_counter()
         mlmodel, info = _compress(ct, mlmodel, spec, model)

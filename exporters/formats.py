@@ -48,11 +48,14 @@ class Exporter:
         return importlib.import_module(self.lm_module if task == LM else self.module)
 
     def export(self, model, out_dir: Path, spec, task: str = CLASSIFICATION, inputs=None,
-               card: dict[str, Any] | None = None, sizes: tuple[int, ...] = ()) -> dict[str, Any]:
-        """`sizes`: square input sizes a classifier also takes besides the example's (multi-scale models)."""
+               card: dict[str, Any] | None = None, sizes: tuple[int, ...] = (), io: Any = None) -> dict[str, Any]:
+        """`sizes`: square input sizes a classifier also takes besides the example's (multi-scale models). `io`:
+        a user model's input/output names and dynamic axes (exporters/own.py `IOSpec`)."""
         impl = self.implementation(task)
         if task == LM:
             return impl.lm_export(model, out_dir, spec, card or {})
+        if io is not None:
+            return impl.export(model, inputs, out_dir, spec, io=io)
         return impl.export(model, inputs, out_dir, spec, sizes) if sizes else impl.export(model, inputs, out_dir, spec)
 
     def verify(self, model, artifact, task: str = CLASSIFICATION) -> dict[str, Any]:
@@ -63,7 +66,8 @@ class Exporter:
 _NATIVE_Q = frozenset({"int8", "int4"})
 EXPORTERS = (
     Exporter("onnx", (".onnx",), "model.onnx", "onnx",
-             {CLASSIFICATION: frozenset({"none", "fp16", "int8", "int4", "prune", "lcs", "datafree"}), LM: LM_METHODS},
+             {CLASSIFICATION: frozenset({"none", "fp16", "int8", "int4", "prune", "lcs", "datafree", "int8-static"}),
+              LM: LM_METHODS},
              "onnxruntime", "exporters.onnx", "exporters.lm.onnx_lm", _NATIVE_Q),
     Exporter("coreml", (".mlpackage", ".mlmodel"), "model.mlpackage", "coreml",
              {CLASSIFICATION: frozenset({"none", "fp16", "int8", "int4", "prune", "palettize", "lcs", "datafree"}),

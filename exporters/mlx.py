@@ -117,9 +117,10 @@ def _save(path: Path, program: Program, example: list[mx.array], inputs: tuple[t
 
 
 def export(model: nn.Module, inputs: tuple[torch.Tensor, ...], out_dir: Path, spec: CompressionSpec,
-           sizes: tuple[int, ...] = ()) -> dict:
+           sizes: tuple[int, ...] = (), io: Any = None) -> dict:
     """`sizes`: square input sizes besides the example's. A shapeless export takes them when every op is traced
-    shape-polymorphically (global pooling CNNs are); each size is checked against torch and listed if it agrees."""
+    shape-polymorphically (global pooling CNNs are); each size is checked against torch and listed if it agrees.
+    `io`: a user model's names, kept in the details (an .mlxfn takes its inputs by position)."""
     try:
         ep = torch_graph(model, inputs)
     except Exception as e:  # torch.export's own failures (data-dependent control flow, ...)
@@ -145,6 +146,8 @@ def export(model: nn.Module, inputs: tuple[torch.Tensor, ...], out_dir: Path, sp
     }
     if note:
         info["dynamic_batch_note"] = note
+    if io is not None:
+        info["positional_inputs"], info["positional_outputs"] = list(io.inputs), list(io.outputs)
     info.update(_compression_details(spec, w))
     if sizes:
         fn = mx.import_function(str(path))

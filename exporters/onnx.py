@@ -2,6 +2,8 @@
 
 - fp16: onnxruntime.transformers.float16 (fp32 inputs/outputs kept; ORT inserts casts where CPU lacks fp16 kernels)
 - int8: onnxruntime.quantization.quantize_dynamic (int8 weights per output channel, activations quantized at run time)
+- int8-static: onnxruntime.quantization.quantize_static (QDQ, int8 weights per output channel, activation ranges
+  calibrated on the artifact's eval inputs, `eval.npz` in the output folder)
 - int4: block-wise weight-only int4, DequantizeLinear(block_size) from opset 21. Written here because onnxruntime's
   4-bit quantizer (MatMulNBits) covers MatMul only, not Conv or Gemm.
 - prune: zeros set at torch level; ONNX has no sparse initializer that onnxruntime executes, so the file is dense.
@@ -11,9 +13,9 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import io
 import logging
 import warnings
+from io import StringIO
 from pathlib import Path
 from typing import Any
 
@@ -31,47 +33,59 @@ MODEL_FILE = "model.onnx"
 _BASE_GRAPHS: dict[str, bytes] = {}  # fp32 graph per (weights, input shapes): fp16/int8/int4 start from it
 
 
-def _graph_key(model: nn.Module, inputs: tuple[torch.Tensor, ...], sizes: tuple[int, ...] = ()) -> str:
+def _graph_key(model: nn.Module, inputs: tuple[torch.Tensor, ...], sizes: tuple[int, ...] = (), io: Any = None) -> str:
     h = hashlib.sha256(type(model).__name__.encode())
     for name, t in model.state_dict().items():
         h.update(name.encode())
         h.update(t.detach().contiguous().numpy().tobytes())
     h.update(repr([tuple(x.shape) for x in inputs]).encode())
     h.update(repr(sorted(sizes)).encode())
+    h.update(repr(io).encode())
     return h.hexdigest()
 
 
-def _torch_export(model: nn.Module, inputs: tuple[torch.Tensor, ...], path: Path, sizes: tuple[int, ...] = ()) -> None:
-    key = _graph_key(model, inputs, sizes)
+def _torch_export(model: nn.Module, inputs: tuple[torch.Tensor, ...], path: Path, sizes: tuple[int, ...] = (),
+                  io: Any = None) -> None:
+    key = _graph_key(model, inputs, sizes, io)
     if key not in _BASE_GRAPHS:
-        _export_uncached(model, inputs, path, sizes)
+        _export_uncached(model, inputs, path, sizes, io)
         _BASE_GRAPHS[key] = path.read_bytes()
     path.write_bytes(_BASE_GRAPHS[key])
 
 
-def _export_uncached(model: nn.Module, inputs: tuple[torch.Tensor, ...], path: Path, sizes: tuple[int, ...] = ()) -> None:
-    """Dynamic batch; with `sizes`, dynamic height and width too, over the range the sizes span."""
+def _export_uncached(model: nn.Module, inputs: tuple[torch.Tensor, ...], path: Path, sizes: tuple[int, ...] = (),
+                     io: Any = None) -> None:
+    """Dynamic batch; with `sizes`, dynamic height and width too, over the range the sizes span. `io` (a user
+    model's IOSpec) names the inputs and outputs and gives each input's dynamic axes."""
     logging.getLogger("torch.onnx").setLevel(logging.ERROR)  # e.g. "torchvision is not installed" on every export
     dims: dict[int, Any] = {0: torch.export.Dim("batch", min=1, max=4096)}
     if sizes:
         span = (*sizes, inputs[0].shape[-1])
         dims[2] = torch.export.Dim("height", min=min(span), max=max(span))
         dims[3] = torch.export.Dim("width", min=min(span), max=max(span))
-    with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():  # progress lines, deprecations
+    names, outputs, shapes = (["input"], ["logits"], (dims,)) if io is None else (io.inputs, io.outputs, io.torch_dims())
+    with contextlib.redirect_stdout(StringIO()), warnings.catch_warnings():  # progress lines, deprecations
         warnings.simplefilter("ignore")
-        program = torch.onnx.export(model, inputs, dynamo=True, opset_version=OPSET, input_names=["input"],
-                                    output_names=["logits"], dynamic_shapes=(dims,), verbose=False)
+        program = torch.onnx.export(model, inputs, dynamo=True, opset_version=OPSET, input_names=names,
+                                    output_names=outputs, dynamic_shapes=shapes, verbose=False)
     program.save(str(path))
 
 
 def export(model: nn.Module, inputs: tuple[torch.Tensor, ...], out_dir: Path, spec: CompressionSpec,
-           sizes: tuple[int, ...] = ()) -> dict[str, Any]:
+           sizes: tuple[int, ...] = (), io: Any = None) -> dict[str, Any]:
     """`sizes`: square input sizes the graph takes besides the example's (dynamic H/W axes, checked per size)."""
+    path = Path(out_dir) / MODEL_FILE
+    _torch_export(model, inputs, path, sizes, io)
+    details: dict[str, Any] = {"opset": OPSET, "dynamic_batch": True, **compress_file(path, spec, model)}
+    return _describe(path, model, sizes, out_dir, details)
+
+
+def compress_file(path: Path, spec: CompressionSpec, model: nn.Module | None = None) -> dict[str, Any]:
+    """Apply `spec` to the fp32 ONNX file at `path` in place with onnxruntime's tools (an ONNX file from anywhere:
+    `model` is needed only by datafree). int8-static calibrates on `eval.npz` beside the file. Returns details."""
     import onnx
 
-    path = Path(out_dir) / MODEL_FILE
-    _torch_export(model, inputs, path, sizes)
-    details: dict[str, Any] = {"opset": OPSET, "dynamic_batch": True}
+    details: dict[str, Any] = {}
     if spec.method == "fp16":
         from onnxruntime.transformers.float16 import convert_float_to_float16
 
@@ -89,6 +103,15 @@ def export(model: nn.Module, inputs: tuple[torch.Tensor, ...], out_dir: Path, sp
         graph = onnx.load(str(path))
         details.update(onnx_qdq(graph, model, spec.bits))
         onnx.save(graph, str(path))
+    elif spec.method == "int8-static":
+        details.update(quantize_static_int8(path, path.parent / "eval.npz"))
+    return details
+
+
+def _describe(path: Path, model: nn.Module, sizes: tuple[int, ...], out_dir: Path,
+              details: dict[str, Any]) -> dict[str, Any]:
+    import onnx
+
     graph = onnx.load(str(path))
     details["ops"] = op_histogram(graph)
     details["weight_bytes"] = initializer_bytes(graph)
@@ -100,6 +123,37 @@ def export(model: nn.Module, inputs: tuple[torch.Tensor, ...], out_dir: Path, sp
         details["input_sizes"], details["size_parity"] = size_parity(
             model, lambda x: sess.run(None, {"input": x})[0], sizes, out_dir)
     return details
+
+
+CALIBRATION_ROWS = 256  # batches of 32; activation ranges settle well before this on small models
+
+
+def quantize_static_int8(path: Path, eval_data: Path) -> dict[str, Any]:
+    """QDQ int8 with per-channel weights; activation ranges (MinMax) from the first rows of the eval inputs."""
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+
+    import onnxruntime as ort
+
+    data = np.load(eval_data)
+    feeds = [data[k][:CALIBRATION_ROWS] for k in sorted(data.files) if k == "x" or k.startswith("x_")]
+    names = [i.name for i in ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).get_inputs()]
+    n = len(feeds[0])
+
+    class Reader(CalibrationDataReader):
+        def __init__(self) -> None:
+            self.batches = iter([{k: v[i:i + 32] for k, v in zip(names, feeds)} for i in range(0, n, 32)])
+
+        def get_next(self) -> dict[str, np.ndarray] | None:
+            return next(self.batches, None)
+
+    logging.getLogger().setLevel(logging.ERROR)
+    tmp = path.with_suffix(".int8s.onnx")
+    quantize_static(str(path), str(tmp), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
+                    activation_type=QuantType.QInt8, weight_type=QuantType.QInt8)
+    tmp.replace(path)
+    return {"tool": "onnxruntime.quantization.quantize_static(QDQ, per_channel=True, QInt8 weights and activations, "
+                    "MinMax)", "calibration_rows": int(n), "calibration_data": str(data["source"]) if "source" in
+            data.files else "eval.npz: the held-out test split (zoo classifier)"}
 
 
 def _quantize_dynamic_int8(path: Path) -> None:

@@ -2,6 +2,8 @@
 `palettize[:bits=4]` (alias palette4, Core ML only), `datafree[:bits=4,sparsity=0]` (layer-wise data-free
 reconstruction, exporters/compression/datafree.py; `datafree:sparsity=0.9` prunes with float weights),
 `lcs[:alpha=1.0]` (bake an LCS / subspace checkpoint at alpha),
+`int8-static` (ONNX: onnxruntime quantize_static, QDQ, per-channel int8 weights, activations calibrated on the
+artifact's eval inputs: the held-out split for zoo classifiers, the user's evaluation or example inputs otherwise),
 `dynamoe[:theta=0.5]` (route a DynaMoE LM checkpoint at sensitivity theta). prune50 = prune:sparsity=0.5 with 2 epochs of masked fine-tuning;
 `prune:sparsity=0.5,finetune=0` is pure post-training pruning. Plain data, JSON round-trip, unknown keys rejected.
 Language models take none, int8 and int4 (group-32 RTN: `int8` means int8:block=32 there) and seedlm3/seedlm4;
@@ -19,7 +21,7 @@ from models.errors import CompressionSpecError
 
 SPEC_VERSION = 1
 METHODS = ("none", "fp16", "int8", "int4", "prune", "palettize", "lcs", "seedlm", "dynamoe",
-           "datafree")
+           "datafree", "int8-static")
 ALIASES = {"fp32": "none", "prune50": "prune:sparsity=0.5", "palette4": "palettize:bits=4", "int4-b32": "int4:block=32",
            "seedlm3": "seedlm:bits=3", "seedlm4": "seedlm:bits=4"}
 SUPPORTED = {(e.name, task): e.supports(task) for e in EXPORTERS for task in TASKS}  # (format, task) -> methods
@@ -82,10 +84,11 @@ _DEFAULTS = {
     "lcs": dict(bits=32, alpha=1.0), "seedlm": dict(bits=4),
     "dynamoe": dict(bits=32, theta=0.5),
     "datafree": dict(bits=4, sparsity=0.0),
+    "int8-static": dict(bits=8),
 }
 _OPTIONS = {"none": set(), "fp16": set(), "int8": {"block"}, "int4": {"block"}, "prune": {"sparsity", "finetune"}, "palettize": {"bits"}, "lcs": {"alpha"}, "seedlm": {"bits"},
             "dynamoe": {"theta"},
-            "datafree": {"bits", "sparsity"}}
+            "datafree": {"bits", "sparsity"}, "int8-static": set()}
 
 
 def parse_spec(text: str, fmt: str | None = None, task: str = CLASSIFICATION) -> CompressionSpec:
