@@ -225,6 +225,7 @@ def devices(address: str = AddressOpt, as_json: bool = typer.Option(False, "--js
         return
     for d in found:
         typer.echo(f"{d['name']:<16} {d.get('address', '-'):<16} {d.get('os', '-')} {d.get('machine', '-')} "
-                   f"{d.get('chip', '-')} {d.get('memory-gib', '-')} GiB  runtimes {d.get('runtimes', '-')}")
+                   f"{d.get('chip', '-')} {d.get('memory-gib', '-')} GiB  runtimes "
+                   f"{str(d.get('runtimes', '-')).replace('.', ', ')}")
     if not found:
         typer.echo(f"no device is connected to {address}: start `edgezoo agent --address {address} --name NAME`")

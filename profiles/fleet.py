@@ -187,8 +187,10 @@ def _devices(ray: Any) -> dict[str, dict[str, Any]]:
         for res in node.get("Resources") or {}:
             if res.startswith(RESOURCE_PREFIX):
                 name = res[len(RESOURCE_PREFIX):]
+                facts = {k[len(LABEL):]: v for k, v in labels.items() if k.startswith(LABEL)}
+                facts.pop("name", None)
                 found[name] = {"name": name, "node_id": node["NodeID"], "address": node.get("NodeManagerAddress"),
-                               **{k[len(LABEL):]: v for k, v in labels.items() if k.startswith(LABEL) and k != f"{LABEL}name"}}
+                               **facts}
     return found
 
 
@@ -211,7 +213,14 @@ def pack(artifact: Artifact) -> bytes:
 
 def _unpack(blob: bytes, manifest: dict[str, Any], folder: Path) -> Artifact:
     with tarfile.open(fileobj=io.BytesIO(blob)) as tar:
-        tar.extractall(folder, filter="data")  # refuses absolute paths, links out and device files
+        try:
+            tar.extractall(folder, filter="data")  # refuses absolute paths, links out and device files
+        except TypeError:  # Python before 3.11.4: the same refusal by hand
+            if any(m.name.startswith("/") or ".." in Path(m.name).parts or not (m.isfile() or m.isdir())
+                   for m in tar.getmembers()):
+                raise FleetError("the shipped artifact holds a path outside its folder or a link",
+                                 "re-export the artifact; it must hold plain files only") from None
+            tar.extractall(folder)
     import json
 
     (folder / MANIFEST).write_text(json.dumps(manifest))
@@ -361,7 +370,7 @@ def _check_alive(ray: Any, pending: dict[Any, _Job], threads: int, scenario: Sce
     for ref, job in list(pending.items()):
         if job.device["node_id"] in alive and not late:
             continue
-        ray.cancel(ref, force=True)
+        ray.cancel(ref)  # a late task's child is stopped like on Ctrl-C; a lost node's is gone with it
         pending.pop(ref)
         result = _lost(job, None) if not late else R.failure(
             "failed", "DeviceTimeout", f"device {job.device['name']} did not answer in time; check its agent, or "

@@ -168,9 +168,9 @@ def test_agent_command_joins_and_leaves(cluster, artifact) -> None:
     import subprocess
     import sys
 
-    proc = subprocess.Popen([str(Path(sys.executable).parent / "edgezoo"), "agent", "--address", cluster.address, "--name",
-                             "delta", "--num-cpus", "1", "--runtimes", "onnxruntime"], stderr=subprocess.PIPE,
-                            text=True)
+    edgezoo = str(Path(sys.executable).parent / "edgezoo")
+    proc = subprocess.Popen([edgezoo, "agent", "--address", cluster.address, "--name", "delta", "--num-cpus", "1",
+                             "--runtimes", "onnxruntime"], stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 90
         while time.monotonic() < deadline and "delta" not in {d["name"] for d in fleet.devices(cluster.address)}:
