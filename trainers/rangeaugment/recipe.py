@@ -2,7 +2,8 @@
 L = CE(f(x'), y) + L_NA, x' the batch after the learnable augmentor (models/layers/range_augment.py).
 
 The training method gives the loop prepare / step / finalize (`RangeAugmentTraining`): prepare seeds the
-augmentor's generator and splits the parameters (the augmentor's 0-d range parameters get no weight decay); step
+augmentor's generator and builds the optimizer (the augmentor's 0-d range parameters in a group of their own: no
+weight decay, Adam beta2 0.99, a constant LR of `aug_lr_multiplier` x lr while the CNN's LR decays); step
 computes the loss with the curriculum target (cosine in MSE space from `start_psnr` to `target_psnr` over the first
 `curriculum` fraction of the steps, then constant) and logs the measured PSNR (from the batch's median per-sample
 MSE: untouched samples have infinite PSNR) and the ranges; finalize returns the per-epoch history and the summary
