@@ -53,7 +53,7 @@ def _name(value: str) -> str:
 AddressOpt = typer.Option(DEFAULT_ADDRESS, "--address", envvar="EDGEZOO_FLEET_ADDRESS", callback=_bad(_address),
                           help="HOST:PORT of the fleet's Ray head (`edgezoo head`)")
 OnOpt = typer.Option(None, "--on", callback=_bad(_names),
-                     help="profile on these fleet devices (NAME[,NAME]) instead of this machine (needs edgezoo[fleet])")
+                     help="profile on these fleet devices (NAME,NAME...) instead of this machine (needs the fleet extra)")
 
 
 def names(on: str | None) -> list[str]:
