@@ -59,3 +59,18 @@ def test_plugin_declares_datafree_exports() -> None:
     from trainers.papers import get
 
     assert get("datafree").recipe_path(dep.recipe).is_file()
+
+
+def test_dashboard_table_keeps_the_newest_row_per_artifact() -> None:
+    import pandas as pd
+
+    from trainers.datafree import dashboard
+
+    assert dashboard.artifact_table(pd.DataFrame()).empty
+    rows = pd.DataFrame({"id": [1, 2, 3], "artifact.format": ["onnx", "onnx", "onnx"],
+                         "artifact.compression": ["datafree3", "datafree3", "none"],
+                         "artifact.bits_per_weight": [4.36, 4.36, 32.2], "accuracy.value": [0.90, 0.99, 0.99],
+                         "latency.median_ms": [0.06, 0.05, 0.02], "status": ["ok", "ok", "ok"]})
+    table = dashboard.artifact_table(rows)
+    assert list(table["compression"]) == ["none", "datafree3"] and list(table["accuracy"]) == [0.99, 0.99]
+    assert dashboard.figure(table) is not None
