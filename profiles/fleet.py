@@ -16,7 +16,6 @@ import io
 import ipaddress
 import os
 import re
-import sys
 import tarfile
 import tempfile
 import time
