@@ -49,18 +49,23 @@ QUICK_DENSE = dict(preset="tiny", model_args={"num_transformer_layers": 2, "ffn_
                    steps=20, batch_size=8, context=32, warmup=2, eval_every=20, eval_windows=8)
 QUICK = dict(dense=QUICK_DENSE, calib_bytes=2048, finetune_steps=10, batch_size=8, context=32, warmup=2,
              label_bytes=2048, router_steps=20, router_batch=128, save_every=5, eval_windows=8, threads=1)
-EVAL_WINDOWS = {"full": 256, "quick": 8}
+EVAL_WINDOWS = {"full": 128, "quick": 8}  # validation windows of `context` bytes
+EVAL_VERSION = 1
 
 
 def claim_recipe(seed: int, quick: bool) -> DynaMoERecipe:
     return DynaMoERecipe(name=f"dynamoe_claim_s{seed}", seed=seed, **(QUICK if quick else FULL))
 
 
-def converted(r: DynaMoERecipe) -> DynaMoE:
-    """The converted model of recipe `r`, reused from the claim cache (resumed when a run was interrupted)."""
+def _cache(r: DynaMoERecipe) -> Path:
     from trainers.openelm.claim import claim_cache_dir
 
-    out = claim_cache_dir() / f"{r.name}-{r.hash()}"
+    return claim_cache_dir() / f"{r.name}-{r.hash()}"
+
+
+def converted(r: DynaMoERecipe) -> DynaMoE:
+    """The converted model of recipe `r`, reused from the claim cache (resumed when a run was interrupted)."""
+    out = _cache(r)
     try:
         if checkpoint.read_card(out).get("recipe_hash") == r.hash():
             return checkpoint.load(out)[0]
@@ -138,15 +143,30 @@ def relative_error_arm(model: DynaMoE, windows: torch.Tensor, r: DynaMoERecipe) 
             "rel-error labels: router bpb at theta*": bpb, "rel-error labels: random bpb at theta*": random_bpb}
 
 
+def evaluated(seed: int, quick: bool) -> dict[str, float]:
+    """One seed's numbers, cached beside its converted model (keyed by the evaluation settings), so seeds can be
+    converted and evaluated in separate processes and a rerun only collects them."""
+    import hashlib
+    import json
+
+    r = claim_recipe(seed, quick)
+    n_windows = EVAL_WINDOWS["quick" if quick else "full"]
+    key = hashlib.sha256(json.dumps([THETAS, THETAS_REL, n_windows, EVAL_VERSION]).encode()).hexdigest()[:12]
+    path = _cache(r) / f"claim_eval-{key}.json"
+    if path.exists():
+        return json.loads(path.read_text())
+    torch.manual_seed(seed)
+    torch.set_num_threads(r.threads)
+    model = converted(r)
+    out = evaluate_seed(model, eval_windows(load_text().val, r.context, n_windows), r)
+    path.with_suffix(".tmp").write_text(json.dumps(out))
+    path.with_suffix(".tmp").replace(path)
+    return out
+
+
 def reproduce(quick: bool = False, seeds: list[int] | None = None) -> ClaimResult:
     seeds = seeds or ([0] if quick else [0, 1, 2])
-    per_seed: list[dict[str, float]] = []
-    for seed in seeds:
-        torch.manual_seed(seed)
-        r = claim_recipe(seed, quick)
-        torch.set_num_threads(r.threads)
-        windows = eval_windows(load_text().val, r.context, EVAL_WINDOWS["quick" if quick else "full"])
-        per_seed.append(evaluate_seed(converted(r), windows, r))
+    per_seed = [evaluated(seed, quick) for seed in seeds]
     measured = {k: seed_summary([s[k] for s in per_seed]) for k in per_seed[0]}
     outcome, reason = verdict(measured, quick)
     return ClaimResult(paper="dynamoe", claim="at ~50 % active FFN (router included) the difficulty router beats random "
