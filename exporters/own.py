@@ -29,7 +29,8 @@ from exporters.compression.torch_level import weight_sparsity
 from exporters.cost import try_model_cost
 from exporters.formats import CLASSIFICATION, get
 from exporters.output import check_out_dir, publish, resolve_out, staging
-from exporters.own_source import IOSpec, ModelSourceError, Source, io_spec, resolve_source, run_reference
+from exporters.own_source import (IOSpec, ModelSourceError, Source, io_spec, parse_dynamic, resolve_source,
+                                  run_reference)
 from exporters.verify import numeric_parity
 from models.errors import CompressionSpecError, ConversionError
 
@@ -147,12 +148,13 @@ def default_out(workspace: Path | None, name: str, key: str, fmt: str, spec_name
 def export(model: Any, example_inputs: Any = None, fmt: str = "onnx", compress: str = "none",
            out: str | Path | None = None, *, name: str | None = None, eval_data: Any = None,
            metric: Callable[..., float] | None = None, output_names: list[str] | None = None,
-           dynamic: dict[str, dict[int, tuple[str, int, int]]] | None = None, workspace: str | Path | None = None,
-           force: bool = False) -> Artifact:
+           dynamic: dict[str, dict[int, tuple[str, int, int]]] | list[str] | None = None, workspace: str | Path | None = None,
+           force: bool = False, input_names: list[str] | None = None) -> Artifact:
     """Export a model to `fmt` with `compress`: an nn.Module, a torch.export program, a `.pt2` file,
     `package.module:factory`, an EdgeZoo checkpoint folder or an `.onnx` file (ONNX compressions only).
     `eval_data`: evaluation inputs, or (inputs, labels); `metric(outputs[, labels]) -> float` is computed on the
-    artifact's outputs. `dynamic`: extra dynamic axes, {input: {axis: (dim name, min, max)}}; the batch always is."""
+    artifact's outputs. `dynamic`: extra dynamic axes, {input: {axis: (dim name, min, max)}}; the batch always is.
+    `input_names`: checked against forward()'s (the CLI's --input names)."""
     if isinstance(model, (str, Path)) and Path(model).expanduser().is_dir():
         from exporters.artifact import export_checkpoint
 
@@ -164,6 +166,13 @@ def export(model: Any, example_inputs: Any = None, fmt: str = "onnx", compress: 
     spec = _own_spec(fmt, compress)
     src = resolve_source(model, example_inputs, name)
     outs = run_reference(src)
+    if input_names is not None and tuple(input_names) != src.names:
+        raise ModelSourceError(f"inputs given as {', '.join(input_names)}, but {src.name}.forward takes "
+                               f"{', '.join(src.names) or 'no arguments'}",
+                               f"name them as forward() does, in order: --input {src.names[0] if src.names else 'x'}"
+                               "=SHAPE:DTYPE ...")
+    if isinstance(dynamic, (list, tuple)):  # the CLI's NAME:AXIS=DIM:MIN:MAX texts
+        dynamic = parse_dynamic(list(dynamic), src.names)
     io = io_spec(src, len(outs), output_names, dynamic)
     key = model_key(src.module, src.inputs, io)
     named = out is not None

@@ -81,11 +81,15 @@ def _evaluate(rt, folder: Path, size: int | None = None) -> dict[str, Any] | Non
 
         x = resize_bilinear(x, size)
     step = rt.fixed_batch or 128
-    outs = [rt.run([x[i:i + step]])[0] for i in range(0, len(x), step)]
+    more = [data[k] for k in sorted(data.files) if k.startswith("x_")]  # a user model's further inputs
+    outs = [rt.run([x[i:i + step], *(m[i:i + step] for m in more)])[0] for i in range(0, len(x), step)]
     logits = np.concatenate([np.asarray(o, dtype=np.float32).reshape(-1, data["reference"].shape[-1]) for o in outs])
-    acc = float((logits.argmax(-1) == data["y"]).mean())
-    dataset = "test split" if x is base else f"test split resized to {size}x{size}"
-    out = {"accuracy": R.Quality("top1", acc, dataset, int(len(data["y"]))).to_dict()}
+    out: dict[str, Any] = {}
+    if "y" in data.files:  # a user model exported without labels: accuracy not measured, parity only
+        acc = float((logits.argmax(-1) == data["y"]).mean())
+        dataset = str(data["source"]) if "source" in data.files else "test split"
+        dataset = dataset if x is base else f"{dataset} resized to {size}x{size}"
+        out["accuracy"] = R.Quality("top1", acc, dataset, int(len(data["y"]))).to_dict()
     if x is base:
         out["parity"] = R.Parity.from_dict({"reference": "torch fp32 (after torch-level compression)",
                                             **numeric_parity(logits, data["reference"])}).to_dict()
