@@ -245,7 +245,7 @@ def _supported(fmt: str, target: Any, key: str) -> bool:
         from coremltools.converters.mil.frontend.torch.ops import _TORCH_OPS_REGISTRY as reg
 
         op = key.split(".")[1] if key.startswith("aten.") else key
-        return op in reg or op.rstrip("_") in reg
+        return op in reg.name_to_func_mapping or op.rstrip("_") in reg.name_to_func_mapping
     from torch._decomp import core_aten_decompositions
     from torch.onnx._internal.exporter._registration import ONNXRegistry
 

@@ -1,0 +1,124 @@
+"""A model defined only here (not registered) through the Python API: export to every format with the standard
+compressions, names and dynamic axes from its code, op coverage, the README example run verbatim, .pt2 files."""
+
+from __future__ import annotations
+
+import json
+import re
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from exporters.own import check, export
+from exporters.own_source import ModelSourceError
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "exporters" / "EXAMPLE.md"
+
+
+class Tagger(nn.Module):
+    """Two named inputs and a sequence axis: what a user's model looks like, not a zoo architecture."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.embed = nn.Linear(6, 16)
+        self.head = nn.Linear(16, 4)
+
+    def forward(self, tokens: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        return self.head((torch.relu(self.embed(tokens)) * mask).mean(1))
+
+
+class Cumulative(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.proj = nn.Linear(4, 3)
+
+    def forward(self, feats: torch.Tensor) -> torch.Tensor:
+        return torch.cumsum(self.proj(feats), -1)  # MLX's translator has no cumsum
+
+
+def _inputs(seq: int = 5, batch: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
+    return torch.randn(batch, seq, 6), torch.ones(batch, seq, 1)
+
+
+def test_readme_example_runs_verbatim(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    code = re.search(r"```python\n(.*?)```", EXAMPLE.read_text(), re.S).group(1)
+    monkeypatch.chdir(tmp_path)
+    exec(compile(code, str(EXAMPLE), "exec"), {"__name__": "example"})
+    from app.api import compare
+
+    rows = compare(workspace=tmp_path / "my-ws")
+    by_format = {r["format"]: r for r in rows}
+    assert set(by_format) == {"onnx", "mlx", "coreml"} and all(r["paper"] is None for r in rows)
+    assert by_format["onnx"]["status"] == "ok" and by_format["onnx"]["compression"] == "int8-static"
+    assert 0.0 <= by_format["onnx"]["accuracy"] <= 1.0 and by_format["onnx"]["parity_ok"]
+    assert by_format["coreml"]["status"] == "unavailable"
+    assert list((tmp_path / "my-ws" / "reports").glob("report-*.md"))
+
+
+def test_names_dynamic_axes_and_static_int8(tmp_path: Path) -> None:
+    import onnx
+
+    art = export(Tagger(), _inputs(), "onnx", "int8-static", workspace=tmp_path, output_names=["tags"],
+                 dynamic={"tokens": {1: ("seq", 1, 64)}, "mask": {1: ("seq", 1, 64)}},
+                 eval_data=(_inputs(7, 32), None))
+    graph = onnx.load(str(art.model_file)).graph
+    dims = {i.name: [d.dim_param or d.dim_value for d in i.type.tensor_type.shape.dim] for i in graph.input}
+    assert dims == {"tokens": ["batch", "seq", 6], "mask": ["batch", "seq", 1]}
+    assert [o.name for o in graph.output] == ["tags"]
+    assert "QuantizeLinear" in art.manifest["export_details"]["ops"]
+    assert art.manifest["export_details"]["calibration_rows"] == 32
+    assert art.manifest["calibration"] == "the user's evaluation inputs"
+    assert art.manifest["verification"]["ok"] and art.manifest["quality"]["value"] is None
+    data = np.load(art.path / "eval.npz")
+    assert "y" not in data.files and data["x_1"].shape == (32, 7, 1)  # no labels: accuracy not measured
+
+
+def test_check_names_the_missing_op_and_where(tmp_path: Path) -> None:
+    rep = check(Cumulative(), torch.randn(2, 4), formats=("mlx",))
+    (op, where), = rep["formats"]["mlx"]["missing"].items()
+    assert op == "aten.cumsum.default" and "test_own_model.py" in where[0] and "cumsum" in where[0]
+    with pytest.raises(Exception, match=r"mlx has no aten.cumsum.default .*test_own_model.py"):
+        export(Cumulative(), torch.randn(2, 4), "mlx", workspace=tmp_path)
+    assert not list(tmp_path.rglob("*.partial"))
+
+
+def test_pt2_from_another_torch_version_is_refused(tmp_path: Path) -> None:
+    good = tmp_path / "tagger.pt2"
+    torch.export.save(torch.export.export(Tagger(), _inputs()), str(good))
+    old = tmp_path / "old.pt2"
+    with zipfile.ZipFile(good) as src, zipfile.ZipFile(old, "w") as dst:
+        for item in src.infolist():
+            data = src.read(item)
+            if item.filename.endswith("models/model.json"):
+                data = json.dumps({**json.loads(data), "torch_version": "2.1.0"}).encode()
+            dst.writestr(item, data)
+    with pytest.raises(ModelSourceError, match=r"saved by torch 2\.1\.0.*re-export it under torch"):
+        export(old, None, "onnx", workspace=tmp_path)
+    art = export(good, None, "mlx", "int8", workspace=tmp_path)  # inputs and names from the program itself
+    assert [i["name"] for i in art.manifest["inputs"]] == ["tokens", "mask"] and art.manifest["verification"]["ok"]
+
+
+def test_onnx_file_takes_the_onnx_compressions(tmp_path: Path) -> None:
+    fp32 = export(Tagger(), _inputs(), "onnx", workspace=tmp_path)
+    art = export(fp32.model_file, None, "onnx", "int4", workspace=tmp_path, name="tagger-file")
+    assert art.manifest["model"] == "tagger-file" and art.manifest["verification"]["ok"]
+    with pytest.raises(ModelSourceError, match="converts to onnx only"):
+        export(fp32.model_file, None, "coreml", workspace=tmp_path)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("fmt", ["onnx", "coreml", "mlx"])
+def test_every_standard_compression(fmt: str, tmp_path: Path) -> None:
+    from exporters.compression.spec import DEFAULT_SPECS
+
+    specs = (*DEFAULT_SPECS, *(["int8-static"] if fmt == "onnx" else ["palette4"] if fmt == "coreml" else []))
+    for spec in specs:
+        art = export(Tagger(), _inputs(), fmt, spec, workspace=tmp_path, dynamic={"tokens": {1: ("seq", 1, 64)},
+                                                                                  "mask": {1: ("seq", 1, 64)}})
+        assert art.manifest["verification"]["ok"], (spec, art.manifest["verification"])
+        assert [i["name"] for i in art.manifest["inputs"]] == ["tokens", "mask"]
