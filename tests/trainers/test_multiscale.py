@@ -188,3 +188,22 @@ def test_dashboard_section_renders(with_records: bool, tmp_path: Path) -> None:
         assert [values(t["y"]) for t in spec["data"]] == [[0.1, 0.2, 0.4], [0.6, 0.95, 0.9]]
     else:
         assert not charts and "edgezoo run --papers multiscale" in at.info[0].value
+
+
+@pytest.mark.slow
+def test_quick_reproduce_is_labelled_and_stored(capsys, tmp_path: Path) -> None:
+    """`edgezoo reproduce multiscale --quick`: two seeds of three epochs per arm, the verdict labelled quick, printed
+    beside the paper's numbers and stored."""
+    from tests.app.cli_harness import invoke
+    from trainers.claims import label_verdict
+    from trainers.multiscale.claim import verdict
+
+    res = invoke(["reproduce", "multiscale", "--quick", "-w", str(tmp_path)], capsys)
+    assert res.code == 0, res.err
+    assert "(quick)" in res.out and "paper" in res.out
+    import sqlite3
+
+    row = sqlite3.connect(tmp_path / "results.db").execute("SELECT verdict, result FROM claims").fetchone()
+    result = json.loads(row[1])
+    assert row[0].endswith("(quick)") and row[0] == label_verdict(verdict(result["measured"])[0], True)
+    assert result["measured"]["ssc_fbs/optimizer_steps"]["per_seed"] == [57.0, 57.0]  # 3 epochs x ceil(1200 / 64)
