@@ -15,9 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from exporters.artifact import Artifact
-from exporters.own import check, export  # noqa: F401 - the export verbs, re-exported here
+from exporters.own import check, export
 
-__all__ = ["export", "check", "profile", "compare", "report"]
+__all__ = ["check", "compare", "export", "profile", "report"]
 
 
 def profile(artifact: Artifact | str | Path, runtime: str | None = None, threads: int = 2,

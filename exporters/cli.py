@@ -18,7 +18,8 @@ from models.errors import EdgeZooError
 app = typer.Typer(help="Convert an EdgeZoo checkpoint or your own model to ONNX, Core ML or MLX, with compression.",
                   no_args_is_help=True, add_completion=False)
 
-SPEC_HELP = ("none | fp16 | int8 | int8-static (ONNX, calibrated) | int4[:block=32] | prune[:sparsity=0.5] (prune50) | palettize[:bits=4] "
+SPEC_HELP = ("none | fp16 | int8 | int8-static (ONNX, calibrated) | int4[:block=32] | prune[:sparsity=0.5] (prune50) "
+             "| palettize[:bits=4] "
              "(palette4, Core ML); language models: none | int8 | int4 | seedlm3 | seedlm4")
 
 

@@ -33,7 +33,8 @@ MODEL_FILE = "model.onnx"
 _BASE_GRAPHS: dict[str, bytes] = {}  # fp32 graph per (weights, input shapes): fp16/int8/int4 start from it
 
 
-def _graph_key(model: nn.Module, inputs: tuple[torch.Tensor, ...], sizes: tuple[int, ...] = (), io: Any = None) -> str:
+def _graph_key(model: nn.Module, inputs: tuple[torch.Tensor, ...], sizes: tuple[int, ...] = (),
+               io: Any = None) -> str:
     h = hashlib.sha256(type(model).__name__.encode())
     for name, t in model.state_dict().items():
         h.update(name.encode())
@@ -63,7 +64,8 @@ def _export_uncached(model: nn.Module, inputs: tuple[torch.Tensor, ...], path: P
         span = (*sizes, inputs[0].shape[-1])
         dims[2] = torch.export.Dim("height", min=min(span), max=max(span))
         dims[3] = torch.export.Dim("width", min=min(span), max=max(span))
-    names, outputs, shapes = (["input"], ["logits"], (dims,)) if io is None else (io.inputs, io.outputs, io.torch_dims())
+    names, outputs, shapes = (["input"], ["logits"], (dims,)) if io is None else \
+        (list(io.inputs), list(io.outputs), io.torch_dims())
     with contextlib.redirect_stdout(StringIO()), warnings.catch_warnings():  # progress lines, deprecations
         warnings.simplefilter("ignore")
         program = torch.onnx.export(model, inputs, dynamo=True, opset_version=OPSET, input_names=names,
@@ -130,12 +132,17 @@ CALIBRATION_ROWS = 256  # batches of 32; activation ranges settle well before th
 
 def quantize_static_int8(path: Path, eval_data: Path) -> dict[str, Any]:
     """QDQ int8 with per-channel weights; activation ranges (MinMax) from the first rows of the eval inputs."""
-    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
-
     import onnxruntime as ort
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
 
     data = np.load(eval_data)
-    feeds = [data[k][:CALIBRATION_ROWS] for k in sorted(data.files) if k == "x" or k.startswith("x_")]
+    more = sorted((k for k in data.files if k.startswith("x_")), key=lambda k: int(k[2:]))  # a user model's inputs
+    feeds = [data[k][:CALIBRATION_ROWS] for k in ["x", *more]]
     names = [i.name for i in ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).get_inputs()]
     n = len(feeds[0])
 

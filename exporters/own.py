@@ -15,22 +15,37 @@ import dataclasses
 import shutil
 import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
-from exporters.artifact import (EXPORTER_VERSION, MANIFEST, Artifact, _finish, _reusable, weight_count,
-                                write_manifest)
+from exporters.artifact import (
+    EXPORTER_VERSION,
+    MANIFEST,
+    Artifact,
+    _finish,
+    _reusable,
+    weight_count,
+    write_manifest,
+)
 from exporters.compression import compress_, parse_spec
 from exporters.compression.torch_level import weight_sparsity
 from exporters.cost import try_model_cost
 from exporters.formats import CLASSIFICATION, get
 from exporters.output import check_out_dir, publish, resolve_out, staging
-from exporters.own_source import (IOSpec, ModelSourceError, Source, io_spec, parse_dynamic, resolve_source,
-                                  run_reference)
+from exporters.own_source import (
+    IOSpec,
+    ModelSourceError,
+    Source,
+    io_spec,
+    parse_dynamic,
+    resolve_source,
+    run_reference,
+)
 from exporters.verify import numeric_parity
 from models.errors import CompressionSpecError, ConversionError
 
@@ -135,7 +150,7 @@ def _quality(fmt: str, art: Artifact, metric: Callable[..., float] | None, io: I
     if out is None:
         return {"metric": name, "value": None, "note": f"not measured ({fmt} does not run on this machine)"}
     value = float(metric(out, data["y"]) if "y" in data.files else metric(out))
-    return {"metric": name, "value": value, "dataset": str(data["source"]), "n": int(len(out))}
+    return {"metric": name, "value": value, "dataset": str(data["source"]), "n": len(out)}
 
 
 def default_out(workspace: Path | None, name: str, key: str, fmt: str, spec_name: str) -> Path:
@@ -148,7 +163,8 @@ def default_out(workspace: Path | None, name: str, key: str, fmt: str, spec_name
 def export(model: Any, example_inputs: Any = None, fmt: str = "onnx", compress: str = "none",
            out: str | Path | None = None, *, name: str | None = None, eval_data: Any = None,
            metric: Callable[..., float] | None = None, output_names: list[str] | None = None,
-           dynamic: dict[str, dict[int, tuple[str, int, int]]] | list[str] | None = None, workspace: str | Path | None = None,
+           dynamic: dict[str, dict[int, tuple[str, int, int]]] | list[str] | None = None,
+           workspace: str | Path | None = None,
            force: bool = False, input_names: list[str] | None = None) -> Artifact:
     """Export a model to `fmt` with `compress`: an nn.Module, a torch.export program, a `.pt2` file,
     `package.module:factory`, an EdgeZoo checkpoint folder or an `.onnx` file (ONNX compressions only).
@@ -209,7 +225,7 @@ def _build(tmp: Path, fmt: str, spec, src: Source, io: IOSpec, manifest: dict[st
             {k: v for k, v in info.items() if k != "weight_bytes"})
     manifest.update(n_weights=n, weight_bytes=info["weight_bytes"], cost=cost, sparsity=weight_sparsity(compressed),
                     inputs=io.declared(src.inputs), outputs=[{"name": o} for o in io.outputs],
-                    evaluation={"inputs": source, "n": int(len(xs[0])), "labels": y is not None},
+                    evaluation={"inputs": source, "n": len(xs[0]), "labels": y is not None},
                     calibration=source if spec.method == "int8-static" else None)
     art = Artifact(tmp, manifest)
     manifest["verification"] = verify_own(fmt, art, io)
@@ -242,7 +258,9 @@ def _supported(fmt: str, target: Any, key: str) -> bool:
         from exporters.coreml_common import load_coremltools
 
         load_coremltools()
-        from coremltools.converters.mil.frontend.torch.ops import _TORCH_OPS_REGISTRY as reg
+        from coremltools.converters.mil.frontend.torch.ops import (
+            _TORCH_OPS_REGISTRY as reg,
+        )
 
         op = key.split(".")[1] if key.startswith("aten.") else key
         return op in reg.name_to_func_mapping or op.rstrip("_") in reg.name_to_func_mapping
@@ -389,4 +407,4 @@ def export_onnx_file(path: Path, fmt: str, compress: str, out: str | Path | None
     return Artifact(out_dir, manifest)
 
 
-__all__ = ["export", "check", "export_onnx_file", "IOSpec", "MANIFEST"]
+__all__ = ["MANIFEST", "IOSpec", "check", "export", "export_onnx_file"]

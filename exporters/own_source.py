@@ -48,7 +48,8 @@ class IOSpec:
 
     def declared(self, inputs: tuple[torch.Tensor, ...]) -> list[dict[str, Any]]:
         """The manifest's input specs: None on every dynamic axis."""
-        return [{"name": n, "shape": [None if any(a == d for a, *_ in axes) else int(s) for d, s in enumerate(t.shape)],
+        return [{"name": n, "shape": [None if any(a == d for a, *_ in axes) else int(s)
+                                      for d, s in enumerate(t.shape)],
                  "dtype": str(t.dtype).removeprefix("torch."), "dynamic_axes": [list(x) for x in axes]}
                 for n, t, axes in zip(self.inputs, inputs, self.dynamic)]
 

@@ -81,7 +81,7 @@ def _evaluate(rt, folder: Path, size: int | None = None) -> dict[str, Any] | Non
 
         x = resize_bilinear(x, size)
     step = rt.fixed_batch or 128
-    more = [data[k] for k in sorted(data.files) if k.startswith("x_")]  # a user model's further inputs
+    more = [data[k] for k in sorted((k for k in data.files if k.startswith("x_")), key=lambda k: int(k[2:]))]
     outs = [rt.run([x[i:i + step], *(m[i:i + step] for m in more)])[0] for i in range(0, len(x), step)]
     logits = np.concatenate([np.asarray(o, dtype=np.float32).reshape(-1, data["reference"].shape[-1]) for o in outs])
     out: dict[str, Any] = {}

@@ -41,6 +41,10 @@ class Cumulative(nn.Module):
         return torch.cumsum(self.proj(feats), -1)  # MLX's translator has no cumsum
 
 
+def spread(outputs: np.ndarray) -> float:
+    return float(np.std(outputs))
+
+
 def _inputs(seq: int = 5, batch: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.randn(batch, seq, 6), torch.ones(batch, seq, 1)
 
@@ -65,7 +69,7 @@ def test_names_dynamic_axes_and_static_int8(tmp_path: Path) -> None:
 
     art = export(Tagger(), _inputs(), "onnx", "int8-static", workspace=tmp_path, output_names=["tags"],
                  dynamic={"tokens": {1: ("seq", 1, 64)}, "mask": {1: ("seq", 1, 64)}},
-                 eval_data=(_inputs(7, 32), None))
+                 eval_data=(_inputs(7, 32), None), metric=spread)
     graph = onnx.load(str(art.model_file)).graph
     dims = {i.name: [d.dim_param or d.dim_value for d in i.type.tensor_type.shape.dim] for i in graph.input}
     assert dims == {"tokens": ["batch", "seq", 6], "mask": ["batch", "seq", 1]}
@@ -73,7 +77,8 @@ def test_names_dynamic_axes_and_static_int8(tmp_path: Path) -> None:
     assert "QuantizeLinear" in art.manifest["export_details"]["ops"]
     assert art.manifest["export_details"]["calibration_rows"] == 32
     assert art.manifest["calibration"] == "the user's evaluation inputs"
-    assert art.manifest["verification"]["ok"] and art.manifest["quality"]["value"] is None
+    quality = art.manifest["quality"]  # the metric on the artifact's own outputs
+    assert art.manifest["verification"]["ok"] and quality["metric"] == "spread" and quality["value"] > 0
     data = np.load(art.path / "eval.npz")
     assert "y" not in data.files and data["x_1"].shape == (32, 7, 1)  # no labels: accuracy not measured
 
@@ -107,6 +112,7 @@ def test_onnx_file_takes_the_onnx_compressions(tmp_path: Path) -> None:
     fp32 = export(Tagger(), _inputs(), "onnx", workspace=tmp_path)
     art = export(fp32.model_file, None, "onnx", "int4", workspace=tmp_path, name="tagger-file")
     assert art.manifest["model"] == "tagger-file" and art.manifest["verification"]["ok"]
+    assert art.manifest["quality"]["value"] is None  # no labels, no metric: not measured
     with pytest.raises(ModelSourceError, match="converts to onnx only"):
         export(fp32.model_file, None, "coreml", workspace=tmp_path)
 
@@ -122,3 +128,11 @@ def test_every_standard_compression(fmt: str, tmp_path: Path) -> None:
                                                                                   "mask": {1: ("seq", 1, 64)}})
         assert art.manifest["verification"]["ok"], (spec, art.manifest["verification"])
         assert [i["name"] for i in art.manifest["inputs"]] == ["tokens", "mask"]
+
+
+@pytest.mark.slow
+def test_zoo_classifier_int8_static_calibrates_on_the_held_out_split(tiny_checkpoint: Path, tmp_path: Path) -> None:
+    art = export(tiny_checkpoint, None, "onnx", "int8-static", workspace=tmp_path)
+    details = art.manifest["export_details"]
+    assert "quantize_static" in details["tool"] and "held-out test split" in details["calibration_data"]
+    assert "QuantizeLinear" in details["ops"] and art.manifest["verification"]["ok"]
