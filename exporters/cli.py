@@ -53,17 +53,17 @@ def _is_own(model: str) -> bool:
 
 def export_command(fmt: str, checkpoint: Path | str, compress: str, out: Optional[Path], workspace: Optional[Path],
                    force: bool, inputs: Optional[list[dict]] = None, dynamic: Optional[list[str]] = None,
-                   name: Optional[str] = None) -> None:
+                   name: Optional[str] = None, outputs: Optional[list[str]] = None) -> None:
     from app.workspace import Workspace
     from exporters.artifact import export_checkpoint
 
     try:
         root = Workspace.resolve(workspace).root
         if _is_own(str(checkpoint)):
-            art = _export_own(fmt, str(checkpoint), compress, out, root, force, inputs, dynamic, name)
+            art = _export_own(fmt, str(checkpoint), compress, out, root, force, inputs, dynamic, name, outputs)
         else:
-            if inputs or dynamic:
-                raise EdgeZooError("--input/--dynamic are for your own models, not zoo checkpoints",
+            if inputs or dynamic or outputs:
+                raise EdgeZooError("--input/--dynamic/--output-name are for your own models, not zoo checkpoints",
                                    "drop them: a checkpoint's inputs come from its card")
             check_checkpoint(Path(checkpoint))
             art = export_checkpoint(Path(checkpoint), fmt, compress, out_dir=out, workspace=root, force=force)
@@ -77,7 +77,8 @@ def export_command(fmt: str, checkpoint: Path | str, compress: str, out: Optiona
 
 
 def _export_own(fmt: str, model: str, compress: str, out: Optional[Path], root: Path, force: bool,
-                inputs: Optional[list[dict]], dynamic: Optional[list[str]], name: Optional[str]):
+                inputs: Optional[list[dict]], dynamic: Optional[list[str]], name: Optional[str],
+                outputs: Optional[list[str]] = None):
     from exporters.own import export
     from exporters.own_source import example_tensors
 
@@ -85,7 +86,7 @@ def _export_own(fmt: str, model: str, compress: str, out: Optional[Path], root: 
     if model.endswith(".onnx"):
         return export(model, example, fmt, compress, out, name=name, workspace=root, force=force)
     return export(model, example, fmt, compress, out, name=name, workspace=root, force=force, dynamic=dynamic,
-                  input_names=[s["name"] for s in inputs] if inputs else None)
+                  input_names=[s["name"] for s in inputs] if inputs else None, output_names=outputs or None)
 
 
 MODEL_HELP = ("a checkpoint folder (model.safetensors + card.json), a torch.export program saved as .pt2, "
@@ -108,8 +109,10 @@ def _make(fmt: str):
         inputs: Optional[List[str]] = InputOpt,
         dynamic: Optional[List[str]] = DynamicOpt,
         name: Optional[str] = typer.Option(None, "--name", help="your model's name in tables (default: its class)"),
+        outputs: Optional[List[str]] = typer.Option(None, "--output-name", help="your model's output names, "
+                                                    "repeatable, in order (default: output, output_1, ...)"),
     ) -> None:
-        export_command(fmt, checkpoint, compress, out, workspace, force, inputs, dynamic, name)
+        export_command(fmt, checkpoint, compress, out, workspace, force, inputs, dynamic, name, outputs)
 
     command.__doc__ = f"Export MODEL to {fmt}."
     return command

@@ -218,7 +218,8 @@ def io_spec(src: Source, n_outputs: int, output_names: list[str] | None = None,
     """Names as in the user's code; a shared dynamic batch on axis 0 (unless `batch` is False) plus `dynamic`."""
     outs = tuple(output_names or (["output"] if n_outputs == 1 else [f"output_{i}" for i in range(n_outputs)]))
     if len(outs) != n_outputs:
-        raise ModelSourceError(f"{len(outs)} output names for {n_outputs} outputs", f"give {n_outputs} names")
+        raise ModelSourceError(f"{len(outs)} output names for {n_outputs} output{'s' if n_outputs > 1 else ''} of "
+                               f"{src.name}", f"give {n_outputs} name(s), one per output forward() returns")
     axes = []
     for n, t in zip(src.names, src.inputs):
         extra = (dynamic or {}).get(n, {})

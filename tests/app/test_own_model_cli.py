@@ -74,11 +74,13 @@ def _artifact(res) -> Path:
 
 def test_factory_and_pt2_export(user_dir: Path, capsys: pytest.CaptureFixture) -> None:
     ws = user_dir / "ws"
-    res = invoke(["onnx", "own_cli_models:make", *INPUT, "-c", "int8-static", "-w", str(ws)], capsys, "exporters")
+    res = invoke(["onnx", "own_cli_models:make", *INPUT, "-c", "int8-static", "--output-name", "scores", "-w", str(ws)],
+                 capsys, "exporters")
     assert res.code == 0, res.err
     onnx_art = _artifact(res)
     manifest = json.loads((onnx_art / "manifest.json").read_text())
     assert manifest["model"] == "Scorer" and manifest["paper"] is None and manifest["inputs"][0]["name"] == "image"
+    assert manifest["outputs"] == [{"name": "scores"}] and manifest["verification"]["ok"]
 
     from own_cli_models import make
 
@@ -122,6 +124,7 @@ def test_check_lists_coverage(user_dir: Path, capsys: pytest.CaptureFixture) -> 
     (["mlx", "own_cli_models:cumulative", "--input", "feats=2x4"], "mlx has no aten.cumsum.default"),
     (["torch", "own_cli_models:make", *INPUT], "takes EdgeZoo checkpoints only"),
     (["onnx", "own_cli_models:make", *INPUT, "-c", "seedlm4"], "not available"),
+    (["onnx", "own_cli_models:make", *INPUT, "--output-name", "a", "--output-name", "b"], "2 output names for 1"),
 ])
 def test_bad_input_is_one_line(user_dir: Path, capsys: pytest.CaptureFixture, argv: list[str], mentions: str) -> None:
     assert_clean_failure([*argv, "-w", str(user_dir / "ws")], capsys, user_dir / "ws", mentions=mentions,
