@@ -22,7 +22,7 @@ from models.errors import CheckpointError
 from models.generation.generate import generate_step
 from models.generation.sampling import make_sampler
 from trainers.salsa.reward import heldout_prompts, score_batch
-from trainers.salsa.rl import evaluate_policy, token_logprobs, win_rate
+from trainers.salsa.rl import evaluate_policy, exact_kl, token_logprobs, win_rate
 from trainers.text import load_text
 
 
@@ -54,7 +54,7 @@ def artifact_quality(rt: Any, settings: dict[str, Any], checkpoint_dir: str) -> 
     with torch.no_grad():
         lq = token_logprobs(ref, rep, torch.from_numpy(cont).long(), full=True)
     out: dict[str, Any] = {"reward": float(rewards.mean()), "reward_n": int(rewards.size),
-                           "reward_keywords": s["keywords"], "kl_to_reference": float((lp.exp() * (lp - lq)).sum(-1).mean()),
+                           "reward_keywords": s["keywords"], "kl_to_reference": exact_kl(lp, lq),
                            "kl_reference": "arm reference" if s.get("reference") else "own fp32 checkpoint"}
     if s.get("anchor"):
         anchor = _model(s["anchor"], "base")

@@ -68,8 +68,12 @@ def sample(model: nn.Module, prompts: torch.Tensor, new_tokens: int, temperature
 @torch.no_grad()
 def kl_per_token(policy: nn.Module, ref: nn.Module, prompts: torch.Tensor, cont: torch.Tensor) -> float:
     """Mean over sampled positions of the exact KL(pi(.|ctx) || pi_ref(.|ctx)) in nats."""
-    lp, lq = token_logprobs(policy, prompts, cont, full=True), token_logprobs(ref, prompts, cont, full=True)
-    return float((lp.exp() * (lp - lq)).sum(-1).mean())
+    return exact_kl(token_logprobs(policy, prompts, cont, full=True), token_logprobs(ref, prompts, cont, full=True))
+
+
+def exact_kl(lp: torch.Tensor, lq: torch.Tensor) -> float:
+    """Mean over positions of sum_v p (log p - log q), from log-probabilities (..., V)."""
+    return max(0.0, float((lp.exp() * (lp - lq)).sum(-1).mean()))  # >= 0 but for rounding
 
 
 @torch.no_grad()
