@@ -100,11 +100,15 @@ def _batch_consistent(path: Path, example: list[mx.array]) -> bool:
 
 
 def _save(path: Path, program: Program, example: list[mx.array], inputs: tuple[torch.Tensor, ...],
-          spec: CompressionSpec) -> tuple[bool, str | None]:
-    """Export shapeless (any batch) when that traces and checks out, else for the example's batch size."""
+          spec: CompressionSpec, static: str | None = None) -> tuple[bool, str | None]:
+    """Export shapeless (any batch) when that traces and checks out, else (or when `static` says why not) for the
+    example's batch size."""
     def fn(*xs: mx.array) -> tuple[mx.array, ...]:
         return program(*xs)
 
+    if static:  # a graph with the batch baked in can abort MLX's BLAS when called with another batch
+        mx.export_function(str(path), fn, *example, shapeless=False, metadata=_metadata(inputs, False, spec))
+        return False, static
     try:
         mx.export_function(str(path), fn, *example, shapeless=True, metadata=_metadata(inputs, True, spec))
         if _batch_consistent(path, example):
@@ -130,7 +134,9 @@ def export(model: nn.Module, inputs: tuple[torch.Tensor, ...], out_dir: Path, sp
     program = Program(ep, spec)
     example = [mx.array(t.detach().cpu().numpy()) for t in inputs]
     path = Path(out_dir) / MODEL_FILES["mlx"]
-    dynamic, note = _save(path, program, example, inputs, spec)
+    static = "the model keeps no dynamic batch axis" if io is not None and not any(
+        a == 0 for axes in io.dynamic for a, *_ in axes) else None
+    dynamic, note = _save(path, program, example, inputs, spec, static)
     w = program.weights
     info: dict[str, Any] = {
         "weight_bytes": w.nbytes,

@@ -60,6 +60,21 @@ def model_key(module: nn.Module, inputs: tuple[torch.Tensor, ...], io: IOSpec) -
     return _graph_key(module, inputs, io=io)
 
 
+def keeps_batch(src: Source, outs: tuple[torch.Tensor, ...]) -> bool:
+    """Whether forward() treats axis 0 as a batch: the example stacked twice gives every output stacked twice.
+    A model that folds the batch away (x.view(1, -1)) is exported at the example's batch only."""
+    try:
+        with torch.no_grad():
+            twice = src.module(*(torch.cat([t, t]) for t in src.inputs))
+    except Exception:  # the model refuses another batch size
+        return False
+    twice = (twice,) if isinstance(twice, torch.Tensor) else tuple(twice)
+    return len(twice) == len(outs) and all(
+        t.dim() > 0 and o.dim() > 0 and t.shape[0] == 2 * o.shape[0] and torch.allclose(t, torch.cat([o, o]),
+                                                                                        rtol=1e-4, atol=1e-5)
+        for t, o in zip(twice, outs))
+
+
 def _own_spec(fmt: str, compress: str):
     if fmt not in OWN_FORMATS:
         raise ModelSourceError(f"format {fmt!r} takes EdgeZoo checkpoints only", f"export your model to one of: "
@@ -96,24 +111,39 @@ def write_eval(folder: Path, xs: list[np.ndarray], y: np.ndarray | None, referen
     np.savez_compressed(folder / "eval.npz", **arrays, **({"y": y} if y is not None else {}))
 
 
+EVAL_BATCH = 256
+
+
+def batch_step(manifest: dict[str, Any]) -> int:
+    """Rows per call: EVAL_BATCH for a dynamic batch, else the batch the graph was exported with."""
+    shape = manifest["inputs"][0]["shape"]
+    return EVAL_BATCH if manifest["export_details"].get("dynamic_batch") or not shape else int(shape[0])
+
+
 def _batched(fn: Callable[..., np.ndarray], xs: list[np.ndarray], step: int) -> np.ndarray:
     return np.concatenate([np.asarray(fn(*[x[i:i + step] for x in xs]), dtype=np.float32)
                            for i in range(0, len(xs[0]), step)])
 
 
-def artifact_outputs(fmt: str, path: Path, xs: list[np.ndarray], dynamic: bool) -> np.ndarray | None:
+@torch.no_grad()
+def _first(module: nn.Module, arrays: tuple[np.ndarray, ...]) -> np.ndarray:
+    out = module(*(torch.from_numpy(a) for a in arrays))
+    return (out if isinstance(out, torch.Tensor) else out[0]).float().numpy()
+
+
+def artifact_outputs(fmt: str, path: Path, xs: list[np.ndarray], step: int) -> np.ndarray | None:
     """The artifact's first output on `xs`; None where the format cannot run here (Core ML off macOS)."""
     if fmt == "onnx":
         import onnxruntime as ort
 
         sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
         names = [i.name for i in sess.get_inputs()]
-        return _batched(lambda *a: sess.run(None, dict(zip(names, a)))[0], xs, 256 if dynamic else 1)
+        return _batched(lambda *a: sess.run(None, dict(zip(names, a)))[0], xs, step)
     if fmt == "mlx":
         import mlx.core as mx
 
         fn = mx.import_function(str(path))
-        return _batched(lambda *a: np.array(fn(*[mx.array(v) for v in a])[0]), xs, 256 if dynamic else 1)
+        return _batched(lambda *a: np.array(fn(*[mx.array(v) for v in a])[0]), xs, step)
     return None
 
 
@@ -121,9 +151,8 @@ def verify_own(fmt: str, art: Artifact, io: IOSpec) -> dict[str, Any]:
     """Numeric parity against the torch reference (ONNX, MLX); Core ML on Linux: structure and names."""
     data = np.load(art.path / "eval.npz")
     xs = [data[k] for k in ["x", *[f"x_{i}" for i in range(1, len(io.inputs))]]]
-    dynamic = bool(art.manifest["export_details"].get("dynamic_batch"))
     if fmt != "coreml":
-        out = artifact_outputs(fmt, art.model_file, xs, dynamic)
+        out = artifact_outputs(fmt, art.model_file, xs, batch_step(art.manifest))
         return {"kind": "numeric", "runtime": get(fmt).runtime, **numeric_parity(out, data["reference"])}
     from exporters.coreml import structural_check
 
@@ -145,7 +174,7 @@ def _quality(fmt: str, art: Artifact, metric: Callable[..., float] | None, io: I
         return {"metric": None, "value": None, "note": "not measured (no metric callable given)"}
     data = np.load(art.path / "eval.npz")
     xs = [data[k] for k in ["x", *[f"x_{i}" for i in range(1, len(io.inputs))]]]
-    out = artifact_outputs(fmt, art.model_file, xs, bool(art.manifest["export_details"].get("dynamic_batch")))
+    out = artifact_outputs(fmt, art.model_file, xs, batch_step(art.manifest))
     name = getattr(metric, "__name__", "metric")
     if out is None:
         return {"metric": name, "value": None, "note": f"not measured ({fmt} does not run on this machine)"}
@@ -189,7 +218,7 @@ def export(model: Any, example_inputs: Any = None, fmt: str = "onnx", compress: 
                                "=SHAPE:DTYPE ...")
     if isinstance(dynamic, (list, tuple)):  # the CLI's NAME:AXIS=DIM:MIN:MAX texts
         dynamic = parse_dynamic(list(dynamic), src.names)
-    io = io_spec(src, len(outs), output_names, dynamic)
+    io = io_spec(src, len(outs), output_names, dynamic, batch=keeps_batch(src, outs))
     key = model_key(src.module, src.inputs, io)
     named = out is not None
     out_dir = resolve_out(out) if named else resolve_out(default_out(workspace, src.name, key, fmt, spec.name))
@@ -211,15 +240,15 @@ def _build(tmp: Path, fmt: str, spec, src: Source, io: IOSpec, manifest: dict[st
     t0 = time.perf_counter()
     compressed = compress_(copy.deepcopy(src.module), spec)
     xs, y, source = _eval_arrays(src, eval_data)
-    with torch.no_grad():
-        ref = compressed(*[torch.from_numpy(x) for x in xs])
-    ref = ref if isinstance(ref, torch.Tensor) else ref[0]
-    write_eval(tmp, xs, y, ref.float().numpy(), source)
+    dynamic = any(a == 0 for axes in io.dynamic for a, *_ in axes)
+    step = EVAL_BATCH if dynamic else len(src.inputs[0])
+    write_eval(tmp, xs, y, _batched(lambda *a: _first(compressed, a), xs, step), source)
     cost = try_model_cost(compressed, src.inputs)
     try:
         info = get(fmt).export(compressed, tmp, spec, inputs=src.inputs, io=io)
     except Exception as e:  # converters raise anything: the op, where it is, what to try
         raise conversion_report(fmt, src, e) from None
+    info["dynamic_batch"] = dynamic  # what the graph declares
     n = weight_count(src.module)
     _finish(tmp, manifest, t0, 8.0 * info["weight_bytes"] / n if n else None,
             {k: v for k, v in info.items() if k != "weight_bytes"})
@@ -387,7 +416,7 @@ def export_onnx_file(path: Path, fmt: str, compress: str, out: str | Path | None
         t0 = time.perf_counter()
         xs = _onnx_inputs(path, example_inputs if eval_data is None else eval_data[0])
         y = None if eval_data is None or eval_data[1] is None else np.asarray(eval_data[1])
-        ref = artifact_outputs("onnx", path, xs, dynamic=False)
+        ref = artifact_outputs("onnx", path, xs, len(xs[0]))
         write_eval(tmp, xs, y, ref, "the user's evaluation inputs" if eval_data is not None else "example inputs")
         shutil.copyfile(path, tmp / "model.onnx")
         try:
@@ -398,7 +427,7 @@ def export_onnx_file(path: Path, fmt: str, compress: str, out: str | Path | None
             raise ConversionError(f"{spec.name} of {path.name} failed: {conversion_summary(e)}",
                                   "try another compression (fp16, int8, int4)") from None
         _finish(tmp, manifest, t0, None, details)
-        out_arr = artifact_outputs("onnx", tmp / "model.onnx", xs, dynamic=False)
+        out_arr = artifact_outputs("onnx", tmp / "model.onnx", xs, len(xs[0]))
         manifest["verification"] = {"kind": "numeric", "runtime": "onnxruntime",
                                     "reference": "the original ONNX file", **numeric_parity(out_arr, ref)}
         manifest["quality"] = {"metric": None, "value": None, "note": "not measured"}

@@ -41,6 +41,15 @@ class Cumulative(nn.Module):
         return torch.cumsum(self.proj(feats), -1)  # MLX's translator has no cumsum
 
 
+class FoldsBatch(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.proj = nn.Linear(8, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.proj(x.view(1, -1))  # the batch is folded away: only the example's batch size works
+
+
 def spread(outputs: np.ndarray) -> float:
     return float(np.std(outputs))
 
@@ -50,9 +59,9 @@ def _inputs(seq: int = 5, batch: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def test_readme_example_runs_verbatim(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    code = re.search(r"```python\n(.*?)```", EXAMPLE.read_text(), re.S).group(1)
+    code = re.search(r"```python\n(.*?)```", EXAMPLE.read_text(), re.DOTALL).group(1)
     monkeypatch.chdir(tmp_path)
-    exec(compile(code, str(EXAMPLE), "exec"), {"__name__": "example"})
+    exec(compile(code, str(EXAMPLE), "exec"), {"__name__": "example"})  # noqa: S102 - the README's own text
     from app.api import compare
 
     rows = compare(workspace=tmp_path / "my-ws")
@@ -81,6 +90,14 @@ def test_names_dynamic_axes_and_static_int8(tmp_path: Path) -> None:
     assert art.manifest["verification"]["ok"] and quality["metric"] == "spread" and quality["value"] > 0
     data = np.load(art.path / "eval.npz")
     assert "y" not in data.files and data["x_1"].shape == (32, 7, 1)  # no labels: accuracy not measured
+
+
+@pytest.mark.parametrize("fmt", [pytest.param("onnx", marks=pytest.mark.slow), "mlx"])
+def test_a_model_without_a_batch_axis_is_exported_at_its_example_batch(fmt: str, tmp_path: Path) -> None:
+    rows = torch.randn(5, 1, 2, 4)
+    art = export(FoldsBatch(), rows[0], fmt, workspace=tmp_path, eval_data=(rows[:, 0], None))
+    assert art.manifest["inputs"][0]["shape"] == [1, 2, 4] and not art.manifest["export_details"]["dynamic_batch"]
+    assert art.manifest["verification"]["ok"] and art.manifest["verification"]["n"] == 5
 
 
 def test_check_names_the_missing_op_and_where(tmp_path: Path) -> None:
