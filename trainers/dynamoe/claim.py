@@ -30,6 +30,7 @@ from typing import Any
 import torch
 
 from models import checkpoint
+from models.errors import EdgeZooError
 from models.dynamoe import DynaMoE, active_fraction
 from trainers.claims import ClaimResult, combine, compare, seed_summary
 from trainers.dynamoe.convert import convert, label_tokens, routed_eval
@@ -69,7 +70,7 @@ def converted(r: DynaMoERecipe) -> DynaMoE:
     try:
         if checkpoint.read_card(out).get("recipe_hash") == r.hash():
             return checkpoint.load(out)[0]
-    except Exception:
+    except EdgeZooError:  # not converted yet, or an interrupted run: convert() resumes it
         pass
     convert(r, out)
     return checkpoint.load(out)[0]
