@@ -49,8 +49,8 @@ def expert_sizes(hidden: int, fractions: tuple[float, ...]) -> list[int]:
     sizes = [round(f * hidden) for f in fractions]
     if any(abs(s - f * hidden) > 1e-6 for s, f in zip(sizes, fractions)) or sizes[-1] != hidden \
             or any(b <= a for a, b in zip([0, *sizes], sizes)):
-        raise ValueError(f"expert fractions {list(fractions)} do not give whole, increasing sizes of {hidden} units "
-                         "ending at the full width")
+        raise ValueError(f"expert fractions {list(fractions)} do not give whole, increasing sizes of {hidden} "
+                         "units ending at the full width")
     return sizes
 
 
@@ -67,7 +67,8 @@ class NestedFeedForward(FeedForward):
         super().__init__(dim, hidden)
         self.hidden, self.sizes, self.theta = hidden, list(sizes), check_theta(theta)
         self.router = nn.Linear(dim, len(sizes))
-        tier = torch.searchsorted(torch.tensor(sizes), torch.arange(hidden), right=True)  # smallest expert holding j
+        # tier[j]: the smallest expert that holds unit j
+        tier = torch.searchsorted(torch.tensor(sizes), torch.arange(hidden), right=True)
         self.register_buffer("tier", tier, persistent=False)
         self.mode, self.fixed, self.assigned = "route", len(sizes) - 1, None
         self.last_choice: torch.Tensor | None = None  # (B, T) expert per token of the latest routed call
@@ -103,7 +104,8 @@ class DynaMoE(OpenELM):
     def __init__(self, args: ModelArgs) -> None:
         super().__init__(args)
         for layer, hidden in zip(self.transformer.layers, args.ffn_dims()):
-            ffn = NestedFeedForward(args.model_dim, hidden, expert_sizes(hidden, args.expert_fractions), args.theta)
+            sizes = expert_sizes(hidden, args.expert_fractions)
+            ffn = NestedFeedForward(args.model_dim, hidden, sizes, args.theta)
             ffn.load_state_dict(layer.ffn.state_dict(), strict=False)  # the initialised dense weights
             layer.ffn = ffn
 
@@ -136,7 +138,8 @@ def active_fraction(model: DynaMoE, choices: list[torch.Tensor]) -> float:
     """Mean active FFN fraction over tokens, router cost included: sum of active FFN params / dense FFN params."""
     used = dense = 0.0
     for ffn, c in zip(model.ffns(), choices):
-        per_expert = torch.tensor([active_ffn_params(ffn, e) for e in range(len(ffn.sizes))], dtype=torch.float64)
+        per_expert = torch.tensor([active_ffn_params(ffn, e) for e in range(len(ffn.sizes))],
+                                  dtype=torch.float64)
         used += float(per_expert[c.reshape(-1)].sum())
         dense += 3 * ffn.proj_1.in_features * ffn.hidden * c.numel()
     return used / dense

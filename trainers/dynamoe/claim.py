@@ -99,7 +99,8 @@ def theta_curve(model: DynaMoE, windows: torch.Tensor, seed: int, thetas: tuple[
         bpb, choice = routed_eval(model, windows, theta=theta)
         gen = torch.Generator().manual_seed(seed * 1000 + i)
         shuffled = [c.reshape(-1)[torch.randperm(c.numel(), generator=gen)].reshape(c.shape) for c in choice]
-        curve.append((theta, bpb, active_fraction(model, choice), routed_eval(model, windows, shuffled)[0], choice))
+        random_bpb = routed_eval(model, windows, shuffled)[0]
+        curve.append((theta, bpb, active_fraction(model, choice), random_bpb, choice))
         out[f"{prefix}theta={theta:g}: FFN fraction"] = curve[-1][2]
         out[f"{prefix}theta={theta:g}: router bpb"] = bpb
         out[f"{prefix}theta={theta:g}: random bpb"] = curve[-1][3]
@@ -120,7 +121,8 @@ def evaluate_seed(model: DynaMoE, windows: torch.Tensor, r: DynaMoERecipe) -> di
     out.update({"theta*": theta, "FFN fraction at theta*": frac, "router bpb at theta*": bpb,
                 "random bpb at theta*": random_bpb, "oracle bpb at theta*": routed_eval(model, windows, oracle)[0],
                 f"oracle labels tau={r.tau:g}: bpb": routed_eval(model, windows, plain)[0],
-                f"oracle labels tau={r.tau:g}: FFN fraction": active_fraction(model, plain), "monotone": float(monotone)})
+                f"oracle labels tau={r.tau:g}: FFN fraction": active_fraction(model, plain),
+                "monotone": float(monotone)})
     return {**out, **relative_error_arm(model, windows, r)}
 
 

@@ -242,7 +242,8 @@ def token_losses(model: DynaMoE, windows: torch.Tensor, layer: int | None = None
     for s in range(0, len(windows), batch):
         w = windows[s:s + batch]
         logits = model(w[:, :-1])
-        out.append(F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), w[:, 1:].reshape(-1), reduction="none"))
+        out.append(F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), w[:, 1:].reshape(-1),
+                                   reduction="none"))
     model.set_mode("route")
     return torch.cat(out)
 
@@ -252,8 +253,8 @@ def loss_difficulty(model: DynaMoE, windows: torch.Tensor, layer: int, tau: floa
     """(labels, loss increases (N, E)) of one layer: per token the smallest expert whose next-byte loss, with that
     layer alone at that expert, is at most tau nats above the full model's."""
     n_experts = len(model.ffns()[layer].sizes)
-    delta = torch.stack([token_losses(model, windows, layer, e) - base if e < n_experts - 1 else torch.zeros_like(base)
-                         for e in range(n_experts)], -1)
+    delta = torch.stack([token_losses(model, windows, layer, e) - base for e in range(n_experts - 1)]
+                        + [torch.zeros_like(base)], -1)  # the full expert adds nothing
     return (delta > tau).int().cumprod(-1).sum(-1).clamp(max=n_experts - 1), delta
 
 
@@ -304,7 +305,8 @@ def train_routers(model: DynaMoE, data: list[dict[str, torch.Tensor]], r: DynaMo
 
 @torch.no_grad()
 def routed_eval(model: DynaMoE, windows: torch.Tensor, assigned: list[torch.Tensor] | None = None,
-                theta: float | None = None, fixed: int | None = None, batch: int = 32) -> tuple[float, list[torch.Tensor]]:
+                theta: float | None = None, fixed: int | None = None, batch: int = 32
+                ) -> tuple[float, list[torch.Tensor]]:
     """(bpb, per-layer experts (N, T)) over `windows`: routed at `theta` (default: the model's), with the experts
     of every token given by `assigned` (per layer (N, T)), or with every layer at expert `fixed`."""
     model.eval()
@@ -348,8 +350,9 @@ def convert(r: DynaMoERecipe, out: Path, progress: bool = True) -> dict[str, Any
         model = _phase_done(work / "reordered")
         if model is None:
             model = from_dense(dense, r)
-            scores = reorder_(model, _windows(corpus.train, r.calib_bytes, r.context, _seed(r, "calib")), progress)
-            checkpoint.save(model, work / "reordered", {"phase": "reordered", "unit_scores_head": [s[:8] for s in scores]})
+            calib = _windows(corpus.train, r.calib_bytes, r.context, _seed(r, "calib"))
+            scores = reorder_(model, calib, progress)
+            checkpoint.save(model, work / "reordered", {"phase": "reordered", "top_unit_scores": [s[:8] for s in scores]})
         finetune(model, r, corpus, work / "finetune_state", progress)
         checkpoint.save(model, work / "finetuned", {"phase": "finetuned"})
         shutil.rmtree(work / "finetune_state", ignore_errors=True)
@@ -369,8 +372,9 @@ def final_metrics(model: DynaMoE, r: DynaMoERecipe, corpus: TextCorpus, labels: 
                   seconds: float) -> dict[str, Any]:
     val = eval_windows(corpus.val, r.context, r.eval_windows)
     bpb, choices = routed_eval(model, val, theta=r.theta)
-    hist = [torch.bincount(d["labels"].long(), minlength=len(f.sizes)).tolist() for d, f in zip(labels, model.ffns())]
-    acc = [float((f.router(d["x"]).argmax(-1) == d["labels"]).float().mean()) for d, f in zip(labels, model.ffns())]
+    pairs = list(zip(labels, model.ffns()))
+    hist = [torch.bincount(d["labels"].long(), minlength=len(f.sizes)).tolist() for d, f in pairs]
+    acc = [float((f.router(d["x"]).argmax(-1) == d["labels"]).float().mean()) for d, f in pairs]
     return {"val_bpb": bpb, "theta": r.theta, "active_ffn_fraction": active_fraction(model, choices),
             "full_size_val_bpb": routed_eval(model, val, fixed=len(model.ffns()[0].sizes) - 1)[0],
             "label_histogram": hist, "router_train_accuracy": acc, "train_seconds": seconds,

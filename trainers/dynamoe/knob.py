@@ -35,5 +35,6 @@ def apply_knob(model: Any, spec: Any) -> dict[str, Any]:
     bpb, choices = routed_eval(model, windows)
     return {"bits_per_weight": 32.0, "active_params": {
         "theta": model.args.theta, **active_params(model, choices), "torch_val_bpb": bpb,
-        "tokens": int(windows[:, 1:].numel()), "counted_on": f"{KNOB_WINDOWS} validation windows of {KNOB_CONTEXT} bytes",
+        "tokens": int(windows[:, 1:].numel()),
+        "counted_on": f"{KNOB_WINDOWS} validation windows of {KNOB_CONTEXT} bytes",
         "compute": COMPUTE}}

@@ -103,7 +103,8 @@ def dense_recipe(r: DynaMoERecipe, where: str = "recipe"):
 
     if not isinstance(r.dense, dict):
         raise RecipeError(f"{where}: dense = {r.dense!r} is not a mapping", "write dense: as an OpenELM LM recipe")
-    return lm_recipe({"name": f"{r.name}_dense", "seed": r.seed, "threads": r.threads, **r.dense}, f"{where}: dense")
+    data = {"name": f"{r.name}_dense", "seed": r.seed, "threads": r.threads, **r.dense}
+    return lm_recipe(data, f"{where}: dense")
 
 
 def recipe_from_dict(data: dict[str, Any], where: str = "recipe") -> DynaMoERecipe:
