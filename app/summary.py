@@ -27,7 +27,8 @@ def row_cells(r: dict[str, Any]) -> list[str]:
     status = r["status"] if r["status"] == "ok" else f"{r['status']}: {r.get('error_class') or ''}"
     peak = None if r.get("peak_rss_bytes") is None else float(r["peak_rss_bytes"]) / (1 << 20)
     quality = "-" if r.get("accuracy") is None else f"{r['accuracy']:.3f} {r.get('quality_metric') or ''}".strip()
-    return [str(r.get("paper") or "-"), str(r.get("model")), str(r.get("format")), str(r.get("compression")), str(r.get("runtime")),
+    model = str(r.get("model")) + (f" @{r['input_size']}px" if r.get("input_size") else "")  # multi-scale rows
+    return [str(r.get("paper") or "-"), model, str(r.get("format")), str(r.get("compression")), str(r.get("runtime")),
             _size(int(r["size_bytes"]) if r.get("size_bytes") is not None else None), _fmt(r.get("bits_per_weight"), ".2f"),
             _fmt(r.get("p50_ms"), ".3f"), _fmt(r.get("p90_ms"), ".3f"), _fmt(peak, ".0f"),
             quality, parity, status]

@@ -379,9 +379,11 @@ class Store:
         return {**json.loads(row[1]), "id": row[0]} if row else None
 
     def rows(self, where: str = "", params: tuple = ()) -> list[dict[str, Any]]:
-        """The flat columns, plus `quality_metric` (what `accuracy` holds: top1, bpb, ...) read from the record."""
+        """The flat columns, plus `quality_metric` (what `accuracy` holds: top1, bpb, ...) and `input_size` (a
+        multi-scale model's input resolution, else None) read from the record."""
         cur = self.conn.execute(f"SELECT id, {', '.join(COLUMNS)}, json_extract(record, '$.accuracy.metric') AS "
-                                f"quality_metric FROM records {where} ORDER BY id", params)
+                                f"quality_metric, json_extract(record, '$.scenario.input_size') AS input_size "
+                                f"FROM records {where} ORDER BY id", params)
         names = [d[0] for d in cur.description]
         return [dict(zip(names, r)) for r in cur.fetchall()]
 

@@ -3,7 +3,6 @@ change to the producer's schema breaks this generator's tests), in a real Store,
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import random
 from functools import lru_cache
@@ -43,9 +42,9 @@ def _spec(text: str) -> tuple[str, str]:
 @lru_cache(maxsize=1)
 def _context() -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
     """(scenario settings, device, environment) as profiles.measure records them, with the synthetic device."""
-    from profiles.measure import Scenario
+    from profiles.measure import Scenario, settings
 
-    return (dataclasses.asdict(Scenario()), {**fingerprint(), **DEVICE},
+    return (settings(Scenario()), {**fingerprint(), **DEVICE},
             {**environment(), "git_commit": "0" * 40})
 
 

@@ -94,6 +94,14 @@ def test_scenario_without_size_keeps_its_key() -> None:
     assert per_input_size(None, {}) == [Scenario()]
 
 
+def test_summary_rows_name_the_input_size() -> None:
+    from app.summary import row_cells
+
+    row = {"paper": "multiscale", "model": "lcs_cnn", "format": "onnx", "compression": "none", "runtime": "ort",
+           "status": "ok", "input_size": 16}
+    assert row_cells(row)[1] == "lcs_cnn @16px" and row_cells({**row, "input_size": None})[1] == "lcs_cnn"
+
+
 def test_child_resizes_inputs_to_the_scenario_size() -> None:
     from profiles.child import at_input_size
 
