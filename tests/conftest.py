@@ -12,9 +12,13 @@ from trainers.loop import train
 from trainers.recipe import Recipe
 
 
+DATASET_BY_SIZE = {8: "digits", 16: "digits16", 32: "digits32"}  # trainers.data: digits at the model's input size
+
+
 def tiny_recipe(name: str, epochs: int = 2) -> Recipe:
     args = dataclasses.asdict(models.get(name).args_cls.tiny())
-    return Recipe(name=f"tiny_{name}", model=name, model_args=args, epochs=epochs, batch_size=128, lr=0.01)
+    return Recipe(name=f"tiny_{name}", model=name, model_args=args, epochs=epochs, batch_size=128, lr=0.01,
+                  dataset=DATASET_BY_SIZE[args.get("image_size", 8)])
 
 
 @pytest.fixture(scope="session")
