@@ -94,8 +94,10 @@ MODEL_HELP = ("a checkpoint folder (model.safetensors + card.json), a torch.expo
 InputOpt = typer.Option(None, "--input", callback=input_specs,
                         help="NAME=SHAPE:DTYPE, repeatable (e.g. x=1x3x32x32:float32): example inputs of a "
                              "module:factory model, one per forward() argument in order")
-DynamicOpt = typer.Option(None, "--dynamic", help="NAME:AXIS=DIM:MIN:MAX, repeatable (e.g. tokens:1=seq:1:512): "
-                                                  "a dynamic axis besides the batch")
+DynamicOpt = typer.Option(None, "--dynamic", help="NAME:AXIS=DIM:MIN:MAX or NAME:AXIS=DIM:S1,S2,..., repeatable "
+                                                  "(e.g. tokens:1=seq:1:512, image:2=side:32,64): a dynamic axis "
+                                                  "besides the batch (Core ML: RangeDim, or EnumeratedShapes for "
+                                                  "listed sizes)")
 
 
 def _make(fmt: str):

@@ -107,10 +107,27 @@ def _convert_named(ct, model: nn.Module, inputs: tuple[torch.Tensor, ...], io: A
                    for t, d in zip(inputs, dims))
     program = torch.export.export(model, traced, dynamic_shapes=dims) if dynamic else \
         torch.export.export(model, inputs)
-    ct_inputs = [ct.TensorType(name=name, shape=_range_shape(ct, t, axes if dynamic else ()),
+    listed = io.enumerated or tuple(() for _ in inputs)
+    ct_inputs = [ct.TensorType(name=name, shape=_enumerated(ct, t, enum, axes) if enum and dynamic else
+                               _range_shape(ct, t, axes if dynamic else ()),
                                dtype=np.float32 if t.is_floating_point() else np.int32)
-                 for name, t, axes in zip(io.inputs, inputs, io.dynamic)]
+                 for name, t, axes, enum in zip(io.inputs, inputs, io.dynamic, listed)]
     return program, ct_inputs, [ct.TensorType(name=o) for o in io.outputs]
+
+
+def _enumerated(ct, t: torch.Tensor, enum: tuple, axes: tuple) -> Any:
+    """EnumeratedShapes: the example's shape with every combination of the listed sizes, axes of one dim name
+    taking the same size (other axes, the batch included, fixed at the example's: Core ML does not mix enumerated
+    and ranged dims)."""
+    import itertools
+
+    dim = {a: n for a, n, *_ in axes}
+    sizes = {dim[a]: s for a, s in enum}
+    shapes = []
+    for combo in itertools.product(*sizes.values()):
+        pick = dict(zip(sizes, combo))
+        shapes.append(tuple(pick[dim[a]] if a in dict(enum) else int(n) for a, n in enumerate(t.shape)))
+    return ct.EnumeratedShapes(shapes=shapes, default=tuple(t.shape))
 
 
 def _range_shape(ct, t: torch.Tensor, axes: tuple) -> Any:

@@ -198,7 +198,9 @@ def export(model: Any, example_inputs: Any = None, fmt: str = "onnx", compress: 
     """Export a model to `fmt` with `compress`: an nn.Module, a torch.export program, a `.pt2` file,
     `package.module:factory`, an EdgeZoo checkpoint folder or an `.onnx` file (ONNX compressions only).
     `eval_data`: evaluation inputs, or (inputs, labels); `metric(outputs[, labels]) -> float` is computed on the
-    artifact's outputs. `dynamic`: extra dynamic axes, {input: {axis: (dim name, min, max)}}; the batch always is.
+    artifact's outputs. `dynamic`: extra dynamic axes, {input: {axis: (dim name, min, max)}} (ONNX dynamic axes,
+    Core ML RangeDim) or {input: {axis: (dim name, [sizes])}} (Core ML EnumeratedShapes at the example's batch);
+    the batch is dynamic whenever forward() keeps it.
     `input_names`: checked against forward()'s (the CLI's --input names)."""
     if isinstance(model, (str, Path)) and Path(model).expanduser().is_dir():
         from exporters.artifact import export_checkpoint

@@ -36,10 +36,12 @@ class ModelSourceError(EdgeZooError):
 @dataclass(frozen=True)
 class IOSpec:
     """Input and output names (as in the user's code) and, per input, its dynamic axes (axis, name, min, max).
-    Axes with the same name are one dimension (e.g. a batch shared by every input)."""
+    Axes with the same name are one dimension (e.g. a batch shared by every input). `enumerated`: per input, the
+    axes that take only listed sizes (axis, sizes): ONNX gets their range, Core ML EnumeratedShapes."""
     inputs: tuple[str, ...]
     outputs: tuple[str, ...]
     dynamic: tuple[tuple[tuple[int, str, int, int], ...], ...]
+    enumerated: tuple[tuple[tuple[int, tuple[int, ...]], ...], ...] = ()
 
     def torch_dims(self) -> tuple[dict[int, Any], ...]:
         made: dict[str, Any] = {}
@@ -198,18 +200,23 @@ def run_reference(src: Source) -> tuple[torch.Tensor, ...]:
     return outs
 
 
-def parse_dynamic(texts: list[str] | None, names: tuple[str, ...]) -> dict[str, dict[int, tuple[str, int, int]]]:
-    """`NAME:AXIS=DIM:MIN:MAX` (e.g. `tokens:1=seq:1:512`), repeatable: extra dynamic axes besides the batch."""
-    out: dict[str, dict[int, tuple[str, int, int]]] = {}
+def parse_dynamic(texts: list[str] | None, names: tuple[str, ...]) -> dict[str, dict[int, tuple]]:
+    """`NAME:AXIS=DIM:MIN:MAX` (e.g. `tokens:1=seq:1:512`) or `NAME:AXIS=DIM:S1,S2,...` (listed sizes, e.g.
+    `image:2=side:16,32`), repeatable: extra dynamic axes besides the batch."""
+    out: dict[str, dict[int, tuple]] = {}
     for text in texts or []:
         m = re.fullmatch(r"(\w+):(\d+)=(\w+):(\d+):(\d+)", text.strip())
-        if not m or int(m[4]) < 1 or int(m[5]) < int(m[4]):
-            raise ModelSourceError(f"dynamic axis {text!r} is not NAME:AXIS=DIM:MIN:MAX with 1 <= MIN <= MAX",
-                                   "pass e.g. --dynamic tokens:1=seq:1:512")
+        e = re.fullmatch(r"(\w+):(\d+)=(\w+):([1-9]\d*(?:,[1-9]\d*)+)", text.strip())
+        if not e and (not m or int(m[4]) < 1 or int(m[5]) < int(m[4])):
+            raise ModelSourceError(f"dynamic axis {text!r} is not NAME:AXIS=DIM:MIN:MAX with 1 <= MIN <= MAX or "
+                                   "NAME:AXIS=DIM:SIZE,SIZE,...", "pass e.g. --dynamic tokens:1=seq:1:512 or "
+                                                                  "--dynamic image:2=side:16,32")
+        m = m or e
         if m[1] not in names:
             raise ModelSourceError(f"dynamic axis {text!r} names input {m[1]!r}, the model's inputs are "
                                    f"{', '.join(names)}", "use one of the model's input names")
-        out.setdefault(m[1], {})[int(m[2])] = (m[3], int(m[4]), int(m[5]))
+        out.setdefault(m[1], {})[int(m[2])] = (m[3], [int(v) for v in m[4].split(",")]) if e else \
+            (m[3], int(m[4]), int(m[5]))
     return out
 
 
@@ -220,13 +227,18 @@ def io_spec(src: Source, n_outputs: int, output_names: list[str] | None = None,
     if len(outs) != n_outputs:
         raise ModelSourceError(f"{len(outs)} output names for {n_outputs} output{'s' if n_outputs > 1 else ''} of "
                                f"{src.name}", f"give {n_outputs} name(s), one per output forward() returns")
-    axes = []
+    axes, listed = [], []
     for n, t in zip(src.names, src.inputs):
-        extra = (dynamic or {}).get(n, {})
-        bad = [a for a in extra if a >= t.dim() or not extra[a][1] <= t.shape[a] <= extra[a][2]]
+        given = (dynamic or {}).get(n, {})
+        enum = {a: tuple(sorted({int(s) for s in v[1]})) for a, v in given.items() if len(v) == 2}
+        extra = {a: (v[0], min(enum[a]), max(enum[a])) if a in enum else tuple(v) for a, v in given.items()}
+        bad = [a for a in extra if a >= t.dim() or not extra[a][1] <= t.shape[a] <= extra[a][2]
+               or a in enum and t.shape[a] not in enum[a]]
         if bad:
             raise ModelSourceError(f"dynamic axis {bad[0]} of {n} is outside its example shape "
-                                   f"{list(t.shape)} or range", "give an axis < rank whose range holds the example")
-        mine = {0: ("batch", 1, MAX_BATCH)} if batch and t.dim() else {}
+                                   f"{list(t.shape)} or range", "give an axis < rank whose range (or list) holds "
+                                                                "the example's size")
+        mine = {0: ("batch", 1, MAX_BATCH)} if batch and t.dim() and 0 not in enum else {}
         axes.append(tuple((a, *v) for a, v in sorted({**mine, **extra}.items())))
-    return IOSpec(src.names, outs, tuple(axes))
+        listed.append(tuple(sorted(enum.items())))
+    return IOSpec(src.names, outs, tuple(axes), tuple(listed) if any(listed) else ())

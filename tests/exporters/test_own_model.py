@@ -153,3 +153,14 @@ def test_zoo_classifier_int8_static_calibrates_on_the_held_out_split(tiny_checkp
     details = art.manifest["export_details"]
     assert "quantize_static" in details["tool"] and "held-out test split" in details["calibration_data"]
     assert "QuantizeLinear" in details["ops"] and art.manifest["verification"]["ok"]
+
+
+def test_listed_sizes_become_core_ml_enumerated_shapes(tmp_path: Path) -> None:
+    from exporters.coreml_common import load_coremltools
+
+    model = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 3))
+    side = {2: ("side", [8, 16]), 3: ("side", [8, 16])}
+    art = export(model.eval(), torch.randn(1, 1, 8, 8), "coreml", workspace=tmp_path, dynamic={"input": side})
+    desc = load_coremltools().models.MLModel(str(art.model_file), skip_model_load=True).get_spec().description
+    shapes = [tuple(s.shape) for s in desc.input[0].type.multiArrayType.enumeratedShapes.shapes]
+    assert shapes == [(1, 1, 8, 8), (1, 1, 16, 16)] and art.manifest["verification"]["ok"]
