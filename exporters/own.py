@@ -250,7 +250,8 @@ def _build(tmp: Path, fmt: str, spec, src: Source, io: IOSpec, manifest: dict[st
         info = get(fmt).export(compressed, tmp, spec, inputs=src.inputs, io=io)
     except Exception as e:  # converters raise anything: the op, where it is, what to try
         raise conversion_report(fmt, src, e) from None
-    info["dynamic_batch"] = dynamic  # what the graph declares
+    # what the graph declares: Core ML's enumerated shapes fix the batch at the example's
+    info["dynamic_batch"] = dynamic and not (fmt == "coreml" and any(io.enumerated))
     n = weight_count(src.module)
     _finish(tmp, manifest, t0, 8.0 * info["weight_bytes"] / n if n else None,
             {k: v for k, v in info.items() if k != "weight_bytes"})

@@ -164,3 +164,15 @@ def test_listed_sizes_become_core_ml_enumerated_shapes(tmp_path: Path) -> None:
     desc = load_coremltools().models.MLModel(str(art.model_file), skip_model_load=True).get_spec().description
     shapes = [tuple(s.shape) for s in desc.input[0].type.multiArrayType.enumeratedShapes.shapes]
     assert shapes == [(1, 1, 8, 8), (1, 1, 16, 16)] and art.manifest["verification"]["ok"]
+
+
+@pytest.mark.slow
+def test_profile_records_the_metric_or_not_measured(tmp_path: Path) -> None:
+    from app.api import compare, profile
+
+    with_metric = export(Tagger(), _inputs(), "onnx", workspace=tmp_path, eval_data=(_inputs(5, 8), None),
+                         metric=spread, name="tagger-metric")
+    plain = export(Tagger(), _inputs(), "onnx", "fp16", workspace=tmp_path, name="tagger-plain")
+    assert profile(with_metric, workspace=tmp_path)["accuracy"]["metric"] == "spread"
+    assert profile(plain, workspace=tmp_path).get("accuracy") is None  # no labels, no metric: not measured
+    assert {r["model"] for r in compare(workspace=tmp_path)} == {"tagger-metric", "tagger-plain"}
