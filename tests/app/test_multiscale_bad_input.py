@@ -4,6 +4,7 @@ resolution set, a base size the model or dataset does not have, and steps larger
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -32,10 +33,12 @@ CASES = [
 
 
 @pytest.mark.parametrize("sets,mentions", CASES, ids=[c[1][:32] for c in CASES])
-def test_bad_sampler_values_fail_cleanly(sets: list[str], mentions: str, capsys, tmp_path: Path) -> None:
-    argv = ["train", "ms_msc_vbs", "-w", str(tmp_path), "--set", "epochs=1"]
+def test_bad_sampler_values_fail_cleanly(sets: list[str], mentions: str, capsys, tmp_path: Path, monkeypatch) -> None:
+    (tmp_path / "tmp").mkdir()  # a temp folder of our own: other processes' edgezoo-* temp dirs are not ours
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+    argv = ["train", "ms_msc_vbs", "-w", str(tmp_path / "ws"), "--set", "epochs=1"]
     for s in sets:
         argv += ["--set", s]
-    res = assert_clean_failure(argv, capsys, tmp_path, mentions=mentions)
+    res = assert_clean_failure(argv, capsys, tmp_path / "ws", mentions=mentions)
     assert "->" in res.err  # the fix follows the problem on the same line
-    assert not (tmp_path / "zoo").exists() or not any((tmp_path / "zoo").iterdir())
+    assert not (tmp_path / "ws" / "zoo").exists() or not any((tmp_path / "ws" / "zoo").iterdir())
