@@ -66,7 +66,7 @@ def plan_jobs(plan: RunPlan) -> list[Job]:
     unknown = sorted(set(plan.papers or ()) - set(found))
     if unknown:
         raise EdgeZooError(f"no paper plug-in {', '.join(map(repr, unknown))}", f"use any of: {', '.join(found)}")
-    specs: list[tuple[str | None, Path, Any, dict, str, tuple[str, ...]]] = []
+    specs: list[tuple[str | None, Path, Any, dict, str, tuple[str, ...], tuple[str, ...]]] = []
     baseline_exports = dict(found["baselines"].deployables[0].exports)
     for name in plan.recipes:
         exports = plan.format_specs if plan.format_specs is not None else baseline_exports
@@ -74,13 +74,13 @@ def plan_jobs(plan: RunPlan) -> list[Job]:
         if paper is not None and found[paper].task != "classification":
             raise EdgeZooError(f"recipe {name} trains a {found[paper].task} model, not a classifier",
                                f"run it through its paper: edgezoo run --papers {paper}")
-        specs.append((paper, path, train, dict(exports), "classify", ()))
+        specs.append((paper, path, train, dict(exports), "classify", (), ()))
     keys = plan.papers if plan.papers is not None else (() if plan.recipes else _default_order(found))
     for key in keys:
         paper = found[key]
         for d in paper.deployables:
             specs.append((key, paper.recipe_path(d.recipe), registry.trainer_for(paper, d), dict(d.exports),
-                          d.scenario, d.needs))
+                          d.scenario, d.needs, tuple(d.overrides)))
     jobs = [_job(*spec, plan) for spec in specs]
     _check_names(jobs)
     _check_specs(jobs)
@@ -93,10 +93,10 @@ def _default_order(found: dict[str, Any]) -> tuple[str, ...]:
 
 
 def _job(paper: str | None, recipe: Path, train: Callable[..., dict[str, Any]], exports: dict[str, tuple[str, ...]],
-         scenario: str, needs: tuple[str, ...], plan: RunPlan) -> Job:
+         scenario: str, needs: tuple[str, ...], own: tuple[str, ...], plan: RunPlan) -> Job:
     from trainers.recipe import read_recipe_yaml
 
-    overrides = tuple(plan.overrides)
+    overrides = (*own, *plan.overrides)  # the deployable's own settings, then the user's --set
     train(recipe, Path("unused"), list(overrides), check_only=True)  # every key, type and range of the recipe
     name = safe_name(read_recipe_yaml(recipe, list(overrides))[0]["name"], f"recipe {recipe.name}: name")
     if plan.formats is not None:

@@ -33,7 +33,8 @@ def reproduce(quick=False, seeds=None):
 PAPER = Paper(key="toy", title="Toy Paper on Plug-ins", arxiv="0000.00000", code="https://example.org/toy",
               summary="A throw-away plug-in.", models=("resnet",), train=train_classifier,
               claim=lazy("trainers.zz_toy", "reproduce"), card="card.md",
-              deployables=(Deployable(recipe="configs/toy_resnet.yaml", exports={{"onnx": ("none",)}}),))
+              deployables=(Deployable(recipe="configs/toy_resnet.yaml", exports={{"onnx": ("none",)}},
+                                      overrides=("lr=0.02",)),))
 '''
 
 
@@ -91,3 +92,12 @@ def test_plugin_reaches_models_run_reproduce_dashboard_and_report(toy_plugin, tm
     headings = [line for line in md.splitlines() if line.startswith("## ")]
     assert "## Paper: Toy Paper on Plug-ins" in headings, headings
     assert "Verdict: pass (quick run" in md
+
+
+def test_a_deployables_own_settings_come_before_the_users(toy_plugin) -> None:
+    from app.pipeline import RunPlan, plan_jobs
+
+    (job,) = plan_jobs(RunPlan(papers=("toy",)))
+    assert job.overrides == ("lr=0.02",)
+    (job,) = plan_jobs(RunPlan(papers=("toy",), overrides=("lr=0.03",)))
+    assert job.overrides == ("lr=0.02", "lr=0.03")  # the user's --set wins
