@@ -67,9 +67,6 @@ class NestedFeedForward(FeedForward):
         super().__init__(dim, hidden)
         self.hidden, self.sizes, self.theta = hidden, list(sizes), check_theta(theta)
         self.router = nn.Linear(dim, len(sizes))
-        # tier[j]: the smallest expert that holds unit j
-        tier = torch.searchsorted(torch.tensor(sizes), torch.arange(hidden), right=True)
-        self.register_buffer("tier", tier, persistent=False)
         self.mode, self.fixed, self.assigned = "route", len(sizes) - 1, None
         self.last_choice: torch.Tensor | None = None  # (B, T) expert per token of the latest routed call
 
@@ -92,8 +89,14 @@ class NestedFeedForward(FeedForward):
         choice = self.assigned if self.mode == "assign" else self.route(x)
         self.last_choice = choice
         a, b = self.proj_1(x).chunk(2, -1)
-        keep = (self.tier <= choice[..., None]).to(x.dtype)  # (B, T, hidden): units of the token's expert
-        return self.proj_2(F.silu(a) * b * keep)
+        return self.proj_2(F.silu(a) * b * self.keep(choice).to(x.dtype))
+
+    def keep(self, choice: torch.Tensor) -> torch.Tensor:
+        """(B, T, hidden) mask of the units in each token's expert. Built from Python constants, no buffer (a
+        buffer would be taken for a state by the Core ML export)."""
+        units = torch.arange(self.hidden, device=choice.device)
+        tier = sum((units >= s).long() for s in self.sizes[:-1])  # (hidden,): the smallest expert holding unit j
+        return tier <= choice[..., None]
 
 
 @register("dynamoe", ModelArgs, CARD, task="lm")

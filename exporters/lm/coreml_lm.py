@@ -164,7 +164,8 @@ def export_coreml_lm(model: OpenELM, out_dir: Path, quantize: str | None = None)
             "compute_precision": "FLOAT32", "state_dtype": "float16", "inputs": list(INPUTS), "outputs": ["logits"],
             "states": state_names(a.num_transformer_layers), "layers": a.num_transformer_layers,
             "kv_heads": a.kv_heads(), "head_dim": a.head_dim, "vocab_size": a.vocab_size, "max_len": wrapper.max_len,
-            "cached_keys": "rotated", "mask": f"additive (0 / {MASK_VALUE}), last dim = cached + new positions"}
+            "cached_keys": "rotated", "mask": f"additive (0 / {MASK_VALUE}), last dim = cached + new positions",
+            "linears": sum(isinstance(m, nn.Linear) for m in model.modules()) + 1}  # + the tied logits projection
     (out_dir / INFO_FILE).write_text(json.dumps(info, indent=2))
     verification = verify_lm(model, out_dir, quantize)
     return {**info, **{k: v for k, v in quant.items() if k not in ("blocks",)}, "quantization": quantize,
@@ -233,8 +234,9 @@ def structural_check_lm(path: Path, info: dict[str, Any], quantize: str | None) 
     for op in ("read_state", "write_state"):
         if ops.get(op, 0) != 2 * n:
             problems.append(f"{ops.get(op, 0)} {op} ops, expected {2 * n} (one per cache state)")
-    if ops.get("linear", 0) != 4 * n + 1:  # qkv, out, ffn in/out per layer + tied logits projection
-        problems.append(f"{ops.get('linear', 0)} linear ops, expected {4 * n + 1}")
+    want_linear = info.get("linears", 4 * n + 1)  # qkv, out, ffn in/out per layer (+ routers) + tied logits
+    if ops.get("linear", 0) != want_linear:
+        problems.append(f"{ops.get('linear', 0)} linear ops, expected {want_linear}")
     linear = [w for w in s["weight_layers"] if w["op"] == "linear"]
     quantized = [w for w in linear if w["producer"] == QUANT_OP]
     if quantize:
