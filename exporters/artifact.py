@@ -39,7 +39,8 @@ from trainers.data import load_dataset
 MANIFEST = "manifest.json"
 EVAL_DATA = "eval.npz"
 LM_MANIFEST = "lm_manifest.json"
-EXPORTER_VERSION = 4  # 2: FLOP counts, Core ML stores LCS masks sparse; 4: one manifest schema for vision and LMs
+EXPORTER_VERSION = 5  # 2: FLOP counts, Core ML stores LCS masks sparse; 4: one manifest schema for vision and LMs;
+#                       5: eval.npz carries validation images for static-quantization calibration
 
 
 @dataclass
@@ -106,9 +107,13 @@ def input_specs(inputs: tuple[torch.Tensor, ...], dynamic_batch: bool) -> list[d
 def write_eval_data(model: nn.Module, card: dict[str, Any], out_dir: Path) -> None:
     """Held-out test split + the outputs of the torch model handed to the exporter (fp32, after torch-level
     compression such as pruning): parity then measures what the format did, accuracy what compression did."""
+    from exporters.onnx import CALIBRATION_ROWS
+
     data = load_dataset(card.get("dataset", "digits"))
     ref = plain_logits(model(torch.from_numpy(data.test.x)), card["model"]).numpy()
-    np.savez_compressed(out_dir / EVAL_DATA, x=data.test.x, y=data.test.y, reference=ref)
+    calib = data.val.x[:CALIBRATION_ROWS]  # static quantization calibrates here, never on the split it is scored on
+    np.savez_compressed(out_dir / EVAL_DATA, x=data.test.x, y=data.test.y, reference=ref, calib=calib,
+                        source=f"the validation split of {data.name} ({len(calib)} images)")
 
 
 def plain_logits(out: Any, model_name: str) -> torch.Tensor:

@@ -3,7 +3,7 @@
 - fp16: onnxruntime.transformers.float16 (fp32 inputs/outputs kept; ORT inserts casts where CPU lacks fp16 kernels)
 - int8: onnxruntime.quantization.quantize_dynamic (int8 weights per output channel, activations quantized at run time)
 - int8-static: onnxruntime.quantization.quantize_static (QDQ, int8 weights per output channel, activation ranges
-  calibrated on the artifact's eval inputs, `eval.npz` in the output folder)
+  calibrated on `eval.npz` in the output folder: a zoo classifier's validation split, a user model's eval inputs)
 - int4: block-wise weight-only int4, DequantizeLinear(block_size) from opset 21. Written here because onnxruntime's
   4-bit quantizer (MatMulNBits) covers MatMul only, not Conv or Gemm.
 - prune: zeros set at torch level; ONNX has no sparse initializer that onnxruntime executes, so the file is dense.
@@ -142,7 +142,8 @@ def quantize_static_int8(path: Path, eval_data: Path) -> dict[str, Any]:
 
     data = np.load(eval_data)
     more = sorted((k for k in data.files if k.startswith("x_")), key=lambda k: int(k[2:]))  # a user model's inputs
-    feeds = [data[k][:CALIBRATION_ROWS] for k in ["x", *more]]
+    # a zoo classifier's own calibration images (validation split), else the user's evaluation inputs
+    feeds = [data["calib"]] if "calib" in data.files else [data[k][:CALIBRATION_ROWS] for k in ["x", *more]]
     names = [i.name for i in ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).get_inputs()]
     n = len(feeds[0])
 
@@ -160,7 +161,7 @@ def quantize_static_int8(path: Path, eval_data: Path) -> dict[str, Any]:
     tmp.replace(path)
     return {"tool": "onnxruntime.quantization.quantize_static(QDQ, per_channel=True, QInt8 weights and activations, "
                     "MinMax)", "calibration_rows": int(n), "calibration_data": str(data["source"]) if "source" in
-            data.files else "eval.npz: the held-out test split (zoo classifier)"}
+            data.files else "eval.npz: the evaluation inputs"}
 
 
 def _quantize_dynamic_int8(path: Path) -> None:

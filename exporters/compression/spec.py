@@ -3,7 +3,8 @@
 reconstruction, exporters/compression/datafree.py; `datafree:sparsity=0.9` prunes with float weights),
 `lcs[:alpha=1.0]` (bake an LCS / subspace checkpoint at alpha),
 `int8-static` (ONNX: onnxruntime quantize_static, QDQ, per-channel int8 weights, activations calibrated on the
-artifact's eval inputs: the held-out split for zoo classifiers, the user's evaluation or example inputs otherwise),
+validation split for zoo classifiers (never the test split it is scored on), the user's evaluation or example
+inputs otherwise),
 `dynamoe[:theta=0.5]` (route a DynaMoE LM checkpoint at sensitivity theta). prune50 = prune:sparsity=0.5 with 2 epochs of masked fine-tuning;
 `prune:sparsity=0.5,finetune=0` is pure post-training pruning. Plain data, JSON round-trip, unknown keys rejected.
 Language models take none, int8 and int4 (group-32 RTN: `int8` means int8:block=32 there) and seedlm3/seedlm4;
