@@ -26,7 +26,6 @@ def moe_ckpt(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
-@pytest.mark.slow
 def test_mlx_slicing_matches_masking_and_the_manifest_counts_active_params(moe_ckpt: Path, tmp_path: Path) -> None:
     import mlx.core as mx
     from mlx_lm.models.cache import make_prompt_cache
