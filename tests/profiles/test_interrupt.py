@@ -59,7 +59,7 @@ def test_signal_stops_child_and_records_interruption(onnx_artifact, tmp_path, si
         pytest.fail(f"the measuring child never started (exit {proc.returncode}):\n{err[-2000:]}")
     time.sleep(1.0)  # let the child load and enter its (hanging) run
     proc.send_signal(sig)
-    out, err = proc.communicate(timeout=30)
+    out, err = proc.communicate(timeout=90)  # a hang guard: SIGTERM, 5 s grace, SIGKILL, then one store write
     assert proc.returncode == 130, err
     assert "Traceback" not in err and "interrupted" in err
     time.sleep(0.2)
