@@ -39,6 +39,13 @@ def onnx_artifact(tiny_checkpoint, tmp_path_factory):
     return export_checkpoint(tiny_checkpoint, "onnx", "none", out_dir=tmp_path_factory.mktemp("int") / "a")
 
 
+def _default_signals() -> None:
+    """The CLI as a terminal starts it: SIGINT handled by default and nothing blocked, whatever an earlier test in
+    this process (a server library's handlers) left behind: ignored dispositions and masks survive exec."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_SETMASK, set())
+
+
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads children from /proc")
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_signal_stops_child_and_records_interruption(onnx_artifact, tmp_path, sig) -> None:
@@ -48,7 +55,8 @@ def test_signal_stops_child_and_records_interruption(onnx_artifact, tmp_path, si
     env = {**os.environ, "TMPDIR": str(tmp), "PYTHONPATH": str(ROOT)}
     proc = subprocess.Popen([sys.executable, "-c", "from app.cli import main; main()", "profile", str(onnx_artifact.path),
                              "--runtime", "tests.profiles.fault_runtimes:Hangs", "--workspace", str(ws)],
-                            env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=_default_signals)
     deadline = time.time() + 180  # the parent imports torch and hashes the artifact first: slow on a loaded machine
     while not _children(proc.pid) and proc.poll() is None and time.time() < deadline:
         time.sleep(0.1)
