@@ -11,6 +11,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from tests.app import synthetic
+from tests.app.test_dashboard_knob import run  # AppTest.run(), failing on any page exception
 from tests.app.test_dashboard_knob import lcs_record
 
 PAGE = Path(__file__).resolve().parents[2] / "app" / "dashboard" / "views" / "knob.py"
@@ -46,12 +47,6 @@ def moe_ws(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     store.close()
     monkeypatch.setenv("EDGEZOO_WORKSPACE", str(ws.root))
     return ws.root
-
-
-def run(at: AppTest) -> AppTest:
-    at.run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
 
 
 def values(at: AppTest, label: str) -> list[str]:
