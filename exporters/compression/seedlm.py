@@ -7,7 +7,8 @@ Conventions recorded in every manifest (`SeedLMConfig.describe()`):
 - Coefficients t = U⁺ w (pseudo-inverses precomputed once by SVD in float64); 4-bit mantissas q in [-8, 7] and one
   4-bit exponent e in [-8, 7] with e = ceil(log2(max|t| / 7.5)) clamped (the card's fix of the paper's ambiguous
   rule); t̂ = q * 2^e. The search keeps the seed with the lowest ||w - U t̂||² over all seeds, ties -> lowest seed
-  (computed exactly by branch and bound, `_search`; `_search_exhaustive` is the brute-force reference).
+  (computed exactly by branch and bound over cache-sized tiles of seeds x blocks, `_search`, on the GPU when torch
+  has one; `_search_exhaustive` is the brute-force reference).
 - Blocks: a tensor is flattened row-major; a last partial block is zero-padded and counted in the bits.
 - Packing: per block one (K + 4 + 4P)-bit word [seed | exponent+8 | mantissas+8 ...], words concatenated into a
   bit stream. 4-bit: C=8, P=3, K=16 -> 32 bits/8 weights = 4.000; 3-bit: C=12, P=4 -> 36/12 = 3.000.
@@ -18,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -165,6 +167,18 @@ def projection_table(c: int, p: int, k: int) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(qmat.transpose(0, 2, 1)).reshape(-1, c).astype(np.float32))
 
 
+@lru_cache(maxsize=8)
+def gram_table(c: int, p: int, k: int, device: str = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
+    """The projections Q(s)Q(s)^T as rows G (M, D) over the D = C(C+1)/2 upper-triangle pairs (i <= j, off-diagonal
+    entries doubled), so that the captured energy ||Q(s)^T w||² = w^T Q Q^T w of every seed is G @ x(w), with x the
+    pairwise products w_i w_j: one matmul of inner size D whose output is already the bound (no square, no sum)."""
+    q = projection_table(c, p, k).double().view(-1, p, c)                          # (M, P, C) rows of Q(s)^T
+    pairs = torch.triu_indices(c, c)                                                # (2, D)
+    proj = torch.einsum("mpi,mpj->mij", q, q)[:, pairs[0], pairs[1]]                # (M, D)
+    g = proj * torch.where(pairs[0] == pairs[1], 1.0, 2.0)
+    return g.float().contiguous().to(device), pairs.to(device)
+
+
 def _quantized_errors(w: np.ndarray, idx: np.ndarray, cfg: SeedLMConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """w (nb, C), candidate seed rows idx (nb, K) -> squared errors (nb, K), mantissas (nb, K, P), exponents (nb, K)."""
     u, pinv = seed_tables(cfg.block, cfg.coeffs, cfg.lfsr_bits)
@@ -174,41 +188,110 @@ def _quantized_errors(w: np.ndarray, idx: np.ndarray, cfg: SeedLMConfig) -> tupl
     return ((recon - w[:, None]) ** 2).sum(-1), q, e
 
 
-def _search(w: np.ndarray, cfg: SeedLMConfig, k: int = 32) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """w (nb, C) -> the exhaustive search's (seed, q, e) per block, by branch and bound.
-
-    The unquantized least-squares residual ||w||² - ||Q(s)^T w||² of seed s lower-bounds its quantized error, and
-    all 2^K - 1 residuals come from one batched matmul (the hot loop). Only the k seeds with the smallest bound get
-    their coefficients quantized; a block whose k-th bound does not exceed its best quantized error (so an unexamined
-    seed could still win) falls back to the exhaustive search. Same result, ties included."""
-    m = 2 ** cfg.lfsr_bits - 1
-    proj = projection_table(cfg.block, cfg.coeffs, cfg.lfsr_bits)
-    wt = torch.from_numpy(np.ascontiguousarray(w.T))                                 # (C, nb)
-    captured = (proj @ wt).view(m, cfg.coeffs, -1).square().sum(1)                  # (M, nb)
-    bound = (wt.square().sum(0) - captured).T                                       # (nb, M)
-    lows, idx = bound.topk(min(k, m), dim=1, largest=False, sorted=True)
-    idx = idx.numpy()
-    err, q, e = _quantized_errors(w, idx, cfg)
-    order = np.lexsort((idx, err), axis=1)[:, 0]                                     # lowest error, then lowest seed
-    rows = np.arange(len(w))
-    best_err = err[rows, order]
-    seeds, qs, es = idx[rows, order] + 1, q[rows, order], e[rows, order]
-    slack = 1e-4 * best_err + 1e-5 * (w.astype(np.float64) ** 2).sum(1) + 1e-12     # float32 error of the bound
-    unsure = lows[:, -1].numpy() <= best_err + slack
-    if unsure.any():
-        s2, q2, e2 = _search_exhaustive(np.ascontiguousarray(w[unsure]), cfg)
-        seeds[unsure], qs[unsure], es[unsure] = s2, q2, e2
-    return seeds.astype(np.int64), qs, es
+def search_device() -> str:
+    """Where the seed search runs: the GPU when torch sees one, else the CPU (all of torch's threads)."""
+    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
-def encode_blocks(w: np.ndarray, cfg: SeedLMConfig, chunk: int = 256,
-                  progress: Callable[[int, int], None] | None = None) -> dict[str, np.ndarray]:
-    seeds, qs, es = [], [], []
-    for i in range(0, len(w), chunk):
-        s, q, e = _search(np.ascontiguousarray(w[i:i + chunk], dtype=np.float32), cfg)
-        seeds.append(s), qs.append(q), es.append(e)
-        if progress:
-            progress(min(i + chunk, len(w)), len(w))
+# tiles of blocks x seeds: 2 MB of fp32 bounds per tile on the CPU (stays in L2), far larger on a GPU
+TILES = {"cpu": (2048, 256), "cuda": (16384, 8192)}
+
+
+class _Best:
+    """Per block: the lowest quantized error seen, its seed (ties -> lowest seed), mantissas and exponent."""
+
+    def __init__(self, w: np.ndarray, cfg: SeedLMConfig) -> None:
+        self.w, self.cfg = w, cfg
+        n = len(w)
+        self.err = np.full(n, np.inf, np.float32)
+        self.seed = np.zeros(n, np.int64)
+        self.q, self.e = np.zeros((n, cfg.coeffs), np.int8), np.zeros(n, np.int8)
+        # float32 error of the bound, as a squared-error allowance: a seed is skipped only beyond it
+        self.slack_w = 1e-5 * (w.astype(np.float64) ** 2).sum(1) + 1e-12
+
+    def consider(self, rows: np.ndarray, rows_idx: np.ndarray) -> None:
+        """Quantize candidate seeds (table rows `rows_idx`) for blocks `rows` and keep any improvement."""
+        err, q, e = _quantized_errors(self.w[rows], rows_idx[:, None], self.cfg)
+        err, q, e = err[:, 0], q[:, 0], e[:, 0]
+        order = np.lexsort((rows_idx, err, rows))                                   # per block: lowest error, seed
+        first = order[np.r_[True, rows[order][1:] != rows[order][:-1]]]
+        r, s, err = rows[first], rows_idx[first] + 1, err[first]
+        better = (err < self.err[r]) | ((err == self.err[r]) & (s < self.seed[r]))
+        r, first = r[better], first[better]
+        self.err[r], self.seed[r], self.q[r], self.e[r] = err[better], s[better], q[first], e[first]
+
+    def threshold(self, norm2: torch.Tensor) -> torch.Tensor:
+        """Captured energy a seed needs for its bound ||w||² - captured to reach the best error (+ slack)."""
+        limit = (self.err + 1e-4 * self.err + self.slack_w).astype(np.float32)
+        return norm2 - torch.from_numpy(limit).to(norm2.device)
+
+
+def _search(w: np.ndarray, cfg: SeedLMConfig, k: int = 4, seed_tile: int | None = None,
+            device: str | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """w (nb, C) -> the exhaustive search's (seed, q, e) per block, by branch and bound over tiles of seeds.
+
+    The unquantized least-squares residual ||w||² - ||Q(s)^T w||² of seed s lower-bounds its quantized error. Per
+    tile of seeds one matmul (`gram_table`) gives every seed's captured energy; the tile is reduced at once to its
+    row maximum, and only blocks where some seed could still beat the best quantized error (bound <= best + slack)
+    look further: their candidate seeds are quantized in batches of about one per block, which then tightens the
+    threshold. The first tile's k best bounds seed the running best. Same result as `_search_exhaustive`, ties
+    included (lowest seed)."""
+    device = device or search_device()
+    seed_tile = seed_tile or TILES["cuda" if device.startswith("cuda") else "cpu"][1]
+    g, pairs = gram_table(cfg.block, cfg.coeffs, cfg.lfsr_bits, device)
+    wt = torch.from_numpy(w).to(device)
+    x, norm2 = wt[:, pairs[0]] * wt[:, pairs[1]], wt.square().sum(1)                # (nb, D), (nb,)
+    best, rows = _Best(w, cfg), np.arange(len(w))
+    tile = torch.empty(len(w), min(seed_tile, len(g)), device=device)
+    pending: list[tuple[np.ndarray, np.ndarray]] = []
+    n_pending = 0
+    for s0 in range(0, len(g), seed_tile):
+        s1 = min(s0 + seed_tile, len(g))
+        captured = tile[:, : s1 - s0]
+        torch.mm(x, g[s0:s1].T, out=captured)                                      # (nb, seeds in tile)
+        if s0 == 0:
+            top = captured.topk(min(k, captured.shape[1]), dim=1).indices.cpu().numpy()
+            best.consider(np.repeat(rows, top.shape[1]), top.reshape(-1))
+            thr = best.threshold(norm2)
+        open_rows = (captured.amax(1) >= thr).nonzero()[:, 0]                        # the fused arg-min test
+        if len(open_rows):
+            r, s = (captured[open_rows] >= thr[open_rows, None]).nonzero().T
+            pending.append((open_rows[r].cpu().numpy(), s.cpu().numpy() + s0))
+            n_pending += len(r)
+        if n_pending >= len(w) or s1 == len(g):  # quantize candidates in batches, then tighten
+            if pending:
+                best.consider(*map(np.concatenate, zip(*pending)))
+            pending, n_pending, thr = [], 0, best.threshold(norm2)
+    return best.seed, best.q, best.e
+
+
+def encode_blocks(w: np.ndarray, cfg: SeedLMConfig, chunk: int | None = None,
+                  progress: Callable[[int, int], None] | None = None,
+                  device: str | None = None) -> dict[str, np.ndarray]:
+    """Encode (nb, C) blocks, `chunk` blocks per search (default: the device's tile). On the CPU, chunks run on one
+    thread per torch thread, each single-threaded: small tiles stay in each core's cache, and no thread waits at a
+    barrier for another (which, on a loaded machine, costs more than the tile)."""
+    device = device or search_device()
+    cuda = device.startswith("cuda")
+    workers = 1 if cuda else torch.get_num_threads()
+    chunk = max(1, min(chunk or TILES["cuda" if cuda else "cpu"][0], -(-len(w) // workers)))
+    starts = range(0, len(w), chunk)
+
+    def one(i: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        return _search(np.ascontiguousarray(w[i:i + chunk], dtype=np.float32), cfg, device=device)
+
+    pool = ThreadPoolExecutor(workers, initializer=torch.set_num_threads, initargs=(1,)) if workers > 1 else None
+    try:
+        results = []
+        for i, res in zip(starts, pool.map(one, starts) if pool else map(one, starts)):
+            results.append(res)
+            if progress:
+                progress(min(i + chunk, len(w)), len(w))
+    finally:
+        if pool:
+            pool.shutdown()
+            torch.set_num_threads(workers)  # MKL's thread count is process-wide: give it back
+    seeds, qs, es = zip(*results)
     return {"seeds": np.concatenate(seeds), "q": np.concatenate(qs), "e": np.concatenate(es)}
 
 
