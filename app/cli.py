@@ -19,6 +19,7 @@ app = typer.Typer(help="EdgeZoo: train, compress, export and profile efficient m
                   no_args_is_help=True, add_completion=False)
 
 STATUSES = ("ok", "failed", "unavailable", "interrupted")
+SCALES = ("small", "deploy")  # edgezoo run --scale
 ThreadsOpt = typer.Option(2, "--threads", "-t", callback=int_at_least(1, 2), max=256,
                           help="threads the runtime may use (1-256)")
 
@@ -34,6 +35,11 @@ def run(workspace: Optional[Path] = WorkspaceOpt,
         threads: int = ThreadsOpt,
         on: Optional[str] = OnOpt,
         address: str = AddressOpt,
+        scale: str = typer.Option("small", "--scale", callback=one_of(SCALES),
+                                  help="small: train at small scale (default); deploy: every deploy() architecture at "
+                                       "its published size, seeded weights, quality not measured"),
+        models: Optional[str] = typer.Option(None, "--models", "-m",
+                                             help="--scale deploy: comma-separated architectures (default: all)"),
         as_json: bool = typer.Option(False, "--json", help="print the summary rows as JSON")) -> None:
     """The main job: train every paper's deployable model at small scale, export it in every format x compression
     that applies, profile each artifact, store and summarise. Unchanged steps are reused."""
@@ -46,7 +52,15 @@ def run(workspace: Optional[Path] = WorkspaceOpt,
     plan = RunPlan(papers=keys, recipes=tuple(recipes or ()), formats=tuple(formats) if formats else None,
                    threads=threads, overrides=tuple(sets), devices=tuple(names(on)), address=address)
     try:
-        rows = run_pipeline(Workspace.resolve(workspace), plan, log=lambda s: typer.echo(s, err=True))
+        _check_scale(scale, recipes, sets, on, models)
+        log = lambda s: typer.echo(s, err=True)  # noqa: E731
+        if scale == "deploy":
+            from app import deploy
+
+            picked = tuple(m.strip() for m in models.split(",") if m.strip()) if models is not None else None
+            rows = deploy.run(Workspace.resolve(workspace), plan, picked, log=log)
+        else:
+            rows = run_pipeline(Workspace.resolve(workspace), plan, log=log)
     except EdgeZooError as e:
         _fail(e)
     if as_json:
@@ -55,6 +69,18 @@ def run(workspace: Optional[Path] = WorkspaceOpt,
         print_table(rows, "edgezoo run")
     if not any(r["status"] == "ok" for r in rows):
         raise typer.Exit(1)
+
+
+def _check_scale(scale: str, recipes: Optional[List[str]], sets: List[str], on: Optional[str],
+                 models: Optional[str]) -> None:
+    """Options that belong to one scale only are refused at the other, naming the one that does not fit."""
+    if scale == "deploy":
+        for flag, given in (("--recipe", recipes), ("--set", sets), ("--on", on)):
+            if given:
+                raise EdgeZooError(f"{flag} does not apply to --scale deploy (nothing is trained; this machine "
+                                   "profiles)", f"drop {flag}, or run without --scale deploy")
+    elif models is not None:
+        raise EdgeZooError("--models applies to --scale deploy only", "add --scale deploy, or use --papers")
 
 
 def _train_target(out: Optional[Path], workspace: Optional[Path], name: str) -> Path:

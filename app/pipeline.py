@@ -49,12 +49,12 @@ class Job:
     scenario: str
     overrides: tuple[str, ...]
     needs: tuple[str, ...] = ()  # checkpoints it is trained from (a Label Refinery student's refinery)
+    scale: str | None = None     # "deploy" for app/deploy.py's published-size models (records say so)
 
 
-def plan_jobs(plan: RunPlan) -> list[Job]:
-    """The plan as jobs, every recipe, name, format and compression checked before anything is trained or written."""
+def check_plan(plan: RunPlan) -> None:
+    """The plan's formats and thread count (either scale of `edgezoo run`)."""
     from exporters import FORMATS
-    from trainers import papers as registry
 
     if plan.formats is not None:
         unknown = sorted(set(plan.formats) - set(FORMATS))
@@ -62,6 +62,13 @@ def plan_jobs(plan: RunPlan) -> list[Job]:
             raise EdgeZooError(f"unknown format {', '.join(map(repr, unknown))}", f"use any of: {', '.join(FORMATS)}")
     if not isinstance(plan.threads, int) or isinstance(plan.threads, bool) or plan.threads < 1:
         raise EdgeZooError(f"threads {plan.threads!r} is not an integer >= 1", "pass e.g. --threads 2")
+
+
+def plan_jobs(plan: RunPlan) -> list[Job]:
+    """The plan as jobs, every recipe, name, format and compression checked before anything is trained or written."""
+    from trainers import papers as registry
+
+    check_plan(plan)
     found = registry.discover()
     unknown = sorted(set(plan.papers or ()) - set(found))
     if unknown:
@@ -156,11 +163,13 @@ def train_or_reuse(job: Job, ws: Workspace, log: Log) -> Path:
     return out
 
 
-def failure_record(stage: str, paper: str | None, model: str, fmt: str, spec: str, err: Exception) -> dict[str, Any]:
+def failure_record(stage: str, paper: str | None, model: str, fmt: str, spec: str, err: Exception,
+                   scale: str | None = None) -> dict[str, Any]:
     from profiles.record import Artifact, Record, Status
 
     return Record(model=model, paper=paper, artifact=Artifact(format=fmt, compression=spec),
-                  status=Status("failed", err.__class__.__name__, f"{stage}: {err}")).to_dict()
+                  status=Status("failed", err.__class__.__name__, f"{stage}: {err}"),
+                  extra={"scale": scale} if scale else {}).to_dict()
 
 
 def _reused(store, key: str) -> dict[str, Any] | None:
@@ -220,7 +229,7 @@ def _classify_job(job: Job, ckpt: Path, ws: Workspace, store, plan: RunPlan, log
                 artifact = export_checkpoint(ckpt, fmt, spec, workspace=ws.root)
             except EdgeZooError as e:
                 log(f"failed  export {model} {fmt} {spec}: {e}")
-                rows.append(_store(store, failure_record("export", job.paper, model, fmt, spec, e), None))
+                rows.append(_store(store, failure_record("export", job.paper, model, fmt, spec, e, job.scale), None))
                 continue
             t1 = time.perf_counter()
             for scenario in per_input_size(plan.scenario, artifact.manifest):  # each size of a multi-scale model
@@ -249,7 +258,8 @@ def _lm_job(job: Job, ckpt: Path, ws: Workspace, store, plan: RunPlan, log: Log)
                 out = export_checkpoint(ckpt, fmt, spec, workspace=ws.root).path
             except EdgeZooError as e:
                 log(f"failed  export openelm {fmt} {spec}: {e}")
-                rows.append(_store(store, failure_record("export", job.paper, "openelm", fmt, spec, e), None))
+                failed = failure_record("export", job.paper, "openelm", fmt, spec, e, job.scale)
+                rows.append(_store(store, failed, None))
                 continue
             t1 = time.perf_counter()
             req = lm_request(out, RUNTIME_OF[fmt], plan.threads, **plan.lm_settings)

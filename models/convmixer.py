@@ -30,6 +30,11 @@ class ConvMixerArgs:
     def tiny(cls) -> "ConvMixerArgs":
         return cls(dim=16, depth=2)
 
+    @classmethod
+    def deploy(cls) -> "ConvMixerArgs":
+        """ConvMixer-768/32 at 224x224 as SPIN trains it (patch 14, kernel 3; ImageNet-1k; 20.6M parameters)."""
+        return cls(in_channels=3, image_size=224, num_classes=1000, dim=768, depth=32, kernel_size=3, patch_size=14)
+
 
 class Residual(nn.Module):
     def __init__(self, fn: nn.Module) -> None:

@@ -53,6 +53,12 @@ class LCSCNNArgs:
     def tiny(cls) -> "LCSCNNArgs":
         return cls(channels=(8, 16, 16), groups=4)
 
+    @classmethod
+    def deploy(cls) -> "LCSCNNArgs":
+        """This topology (one conv per stage, GroupNorm) at ImageNet's input and ResNet-18's stage widths, the
+        network LCS compresses on ImageNet; not the ResNet-18 itself."""
+        return cls(in_channels=3, image_size=224, num_classes=1000, channels=(64, 128, 256, 512), groups=32)
+
 
 def _norm(args: LCSCNNArgs, c: int) -> nn.Module:
     if args.norm == "group":

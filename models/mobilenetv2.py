@@ -26,10 +26,19 @@ class MobileNetV2Args:
     # (expansion t, output channels c, repeats n, first stride s), as in the paper's Table 2
     stages: tuple[tuple[int, int, int, int], ...] = ((1, 16, 1, 1), (4, 24, 2, 2), (4, 32, 2, 2))
     head_width: int = 128
+    stem_stride: int = 1          # 2 at ImageNet resolution
 
     @classmethod
     def tiny(cls) -> "MobileNetV2Args":
         return cls(stem_width=8, stages=((1, 8, 1, 1), (2, 16, 1, 2)), head_width=32)
+
+    @classmethod
+    def deploy(cls) -> "MobileNetV2Args":
+        """MobileNetV2-1.0 at 224x224 on ImageNet-1k, the paper's Table 2 (3.5M parameters, 0.3 GMACs)."""
+        stages = ((1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1), (6, 160, 3, 2),
+                  (6, 320, 1, 1))
+        return cls(in_channels=3, image_size=224, num_classes=1000, stem_width=32, stages=stages, head_width=1280,
+                   stem_stride=2)
 
 
 class InvertedResidual(nn.Module):
@@ -55,7 +64,7 @@ class MobileNetV2(nn.Module):
     def __init__(self, args: MobileNetV2Args) -> None:
         super().__init__()
         self.args = args
-        blocks: list[nn.Module] = [ConvBNAct(args.in_channels, args.stem_width, 3, 1, act=nn.ReLU6)]
+        blocks: list[nn.Module] = [ConvBNAct(args.in_channels, args.stem_width, 3, args.stem_stride, act=nn.ReLU6)]
         cin = args.stem_width
         for t, c, n, s in args.stages:
             for i in range(n):

@@ -86,6 +86,11 @@ class ModelArgs:
         return cls(32000, 3072, 36, 128, 4, ffn_dim_divisor=256, max_context_length=2048)
 
     @classmethod
+    def deploy(cls) -> "ModelArgs":
+        """The deployment-scale profile: OpenELM-270M."""
+        return cls.openelm_270m()
+
+    @classmethod
     def isotropic(cls) -> "ModelArgs":
         """The card's control: 8 query / 4 KV heads and FFN 256 in every layer (919,360 parameters)."""
         return cls(qkv_multipliers=(1.0, 1.0), ffn_multipliers=(2.0, 2.0))

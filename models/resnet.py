@@ -24,10 +24,19 @@ class ResNetArgs:
     num_classes: int = 10
     widths: tuple[int, ...] = (16, 32, 64)
     blocks_per_stage: int = 1
+    stem_kernel: int = 3          # 7 with stride 2 and a 3x3/2 max-pool: the ImageNet stem
+    stem_stride: int = 1
+    stem_pool: bool = False
 
     @classmethod
     def tiny(cls) -> "ResNetArgs":
         return cls(widths=(8, 16), blocks_per_stage=1)
+
+    @classmethod
+    def deploy(cls) -> "ResNetArgs":
+        """ResNet-18 at 224x224 on ImageNet-1k (11.7M parameters, 1.8 GFLOPs)."""
+        return cls(in_channels=3, image_size=224, num_classes=1000, widths=(64, 128, 256, 512), blocks_per_stage=2,
+                   stem_kernel=7, stem_stride=2, stem_pool=True)
 
 
 class BasicBlock(nn.Module):
@@ -47,7 +56,9 @@ class ResNet(nn.Module):
     def __init__(self, args: ResNetArgs) -> None:
         super().__init__()
         self.args = args
-        self.stem = ConvBNAct(args.in_channels, args.widths[0], 3, 1)
+        self.stem = ConvBNAct(args.in_channels, args.widths[0], args.stem_kernel, args.stem_stride)
+        if args.stem_pool:  # explicit stride: Core ML's converter needs it
+            self.stem.append(nn.MaxPool2d(3, stride=2, padding=1))
         layers, cin = [], args.widths[0]
         for i, width in enumerate(args.widths):
             for j in range(args.blocks_per_stage):

@@ -42,6 +42,13 @@ class ViTArgs:
     def tiny(cls) -> "ViTArgs":
         return cls(dim=16, depth=2, heads=2, share=1)
 
+    @classmethod
+    def deploy(cls) -> "ViTArgs":
+        """ViT-Ti/16 at 224x224 (dim 192, depth 12, 3 heads, MLP 4x; 5.7M parameters) in this file's layout
+        (mean-pooled tokens, no class token)."""
+        return cls(in_channels=3, image_size=224, num_classes=1000, patch_size=16, dim=192, depth=12, heads=3,
+                   mlp_ratio=4)
+
 
 class Attention(nn.Module):
     def __init__(self, dim: int, heads: int) -> None:

@@ -138,7 +138,8 @@ def measure_lm(folder: Path, runtime: str | None = None, threads: int = 2, promp
     record = R.Record(cache_key=lm_request_key(man, req), model=man.get("model", "openelm"), paper="openelm",
                       artifact=art,
                       runtime=runtime, threads=threads, scenario=R.Scenario("lm-generate", extra=req),
-                      device=R.Device.from_dict(fingerprint()), environment=R.Environment.from_dict(environment()))
+                      device=R.Device.from_dict(fingerprint()), environment=R.Environment.from_dict(environment()),
+                      extra={"scale": man["scale"]} if man.get("scale") else {})
     try:
         res = run_child("profiles.lm_measure", req, timeout, env={"OMP_NUM_THREADS": str(threads)})
     except KeyboardInterrupt:

@@ -26,6 +26,11 @@ def is_lm(rec: dict[str, Any]) -> bool:
     return kind(rec) in LM_KINDS
 
 
+def scale(rec: dict[str, Any]) -> str:
+    """small (the main job's trained models) | deploy (app/deploy.py: published sizes, quality not measured)."""
+    return str(rec.get("scale") or "small")
+
+
 
 
 def by_kind(recs: Iterable[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:

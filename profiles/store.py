@@ -380,10 +380,14 @@ class Store:
 
     def rows(self, where: str = "", params: tuple = ()) -> list[dict[str, Any]]:
         """The flat columns, plus `quality_metric` (what `accuracy` holds: top1, bpb, ...) and `input_size` (a
-        multi-scale model's input resolution, else None) read from the record."""
-        cur = self.conn.execute(f"SELECT id, {', '.join(COLUMNS)}, json_extract(record, '$.accuracy.metric') AS "
-                                f"quality_metric, json_extract(record, '$.scenario.input_size') AS input_size "
-                                f"FROM records {where} ORDER BY id", params)
+        multi-scale model's input resolution, else None) read from the record. A record holding Infinity or NaN
+        (an exact parity's SQNR) is not JSON to SQLite before 3.42: those two read None rather than failing the query."""
+        def field(path: str) -> str:
+            return f"CASE WHEN json_valid(record) THEN json_extract(record, '{path}') END"
+
+        cur = self.conn.execute(f"SELECT id, {', '.join(COLUMNS)}, {field('$.accuracy.metric')} AS quality_metric, "
+                                f"{field('$.scenario.input_size')} AS input_size FROM records {where} ORDER BY id",
+                                params)
         names = [d[0] for d in cur.description]
         return [dict(zip(names, r)) for r in cur.fetchall()]
 
