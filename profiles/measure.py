@@ -16,7 +16,7 @@ from models.errors import ArtifactError, EdgeZooError
 from profiles import record as R
 from profiles.device import environment, fingerprint
 from profiles.launcher import MeasurementInterrupted, interrupted_result, run_child
-from profiles.runtimes import DEFAULT_RUNTIME, check_options, child_env, resolve
+from profiles.runtimes import DEFAULT_RUNTIME, check_options, child_env, resolve, with_defaults
 
 @dataclass(frozen=True)
 class Scenario:
@@ -46,7 +46,7 @@ def request_key(artifact: Artifact, runtime: str, threads: int, scenario: Scenar
     """What makes a measurement reusable: same bytes, runtime, threads, scenario, options and device (this machine
     unless `device` names another, as profiles/fleet.py does)."""
     blob = json.dumps({"sha": artifact.manifest.get("sha256"), "runtime": runtime, "threads": threads,
-                       "scenario": settings(scenario), "options": options,
+                       "scenario": settings(scenario), "options": with_defaults(runtime, options),
                        "device": device or fingerprint()["id"], "env": child_env(runtime)}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:24]
 
@@ -94,7 +94,7 @@ def measure(artifact_path: Path | Artifact, runtime: str | None = None, threads:
     artifact = artifact_path if isinstance(artifact_path, Artifact) else load_artifact(Path(artifact_path))
     runtime = runtime or DEFAULT_RUNTIME.get(artifact.manifest.get("format", ""), "onnxruntime")
     scenario = scenario or Scenario()
-    options = check_options(runtime, options) if options else {}
+    options = with_defaults(runtime, check_options(runtime, options) if options else {})
     key = request_key(artifact, runtime, threads, scenario, options)
     base = base_record(artifact, runtime, threads, scenario, key, options)
     if scenario.input_size is not None and not (isinstance(scenario.input_size, int) and scenario.input_size >= 1):

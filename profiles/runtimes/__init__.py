@@ -59,3 +59,13 @@ def check_options(name: str, options: dict[str, Any]) -> dict[str, str]:
             raise EdgeZooError(f"{name} option {key}={value!r} is not accepted",
                                f"use one of {', '.join(declared[key])}")
     return {k: str(v) for k, v in options.items()}
+
+
+def with_defaults(name: str, options: dict[str, Any]) -> dict[str, str]:
+    """`options` plus the runtime's defaults for those not set (`Runtime.DEFAULT_OPTIONS`), so that a measurement
+    records, and is cached under, what actually ran (e.g. MLX compiled)."""
+    try:
+        defaults = getattr(resolve(name), "DEFAULT_OPTIONS", {})
+    except Exception:  # a runtime that does not load is reported where it is measured
+        defaults = {}
+    return {**defaults, **{k: str(v) for k, v in options.items()}}

@@ -30,6 +30,8 @@ class Runtime:
     # the options a measurement may set, each with its accepted values: scenarios of one artifact on one runtime
     # (Core ML compute units, MLX on Metal or the CPU, torch on MPS or the CPU); values are upper/lower case as listed
     OPTIONS: dict[str, tuple[str, ...]] = {}
+    # the values a measurement uses for options it does not set, recorded with its scenario like set ones
+    DEFAULT_OPTIONS: dict[str, str] = {}
 
     @classmethod
     def unavailable_here(cls) -> str | None:

@@ -5,8 +5,13 @@ none, and the function MLX imports exposes no attributes; MLX states the shapes 
 only in the error it raises for a call that matches none of them, so that is where they are read from (the first
 traced signature). Where that fails, the user passes them (`edgezoo profile --input x=1x64:float32`).
 
+The imported function is profiled through `mx.compile` (option compile=true, the default): MLX then fuses
+elementwise ops and skips the per-call graph bookkeeping, as an MLX app would run it; compile=false profiles the
+function eagerly, op by op (a scenario of the same artifact).
+
 An LM artifact's mlx/ folder is an mlx-lm model folder (exporters.lm.mlx_lm_export), loaded by mlx-lm and run with
-mlx-lm's prompt cache.
+mlx-lm's prompt cache. mlx-lm's generation (`generate_step`) calls the model eagerly with its KV cache (it compiles
+only its samplers and a few activations), so the LM path has no compiled step to use and runs as mlx-lm does.
 """
 
 from __future__ import annotations
@@ -72,7 +77,9 @@ def _mx(options: dict[str, Any]):
 class MlxRuntime(Runtime):
     name = "mlx"
     lm_part = "mlx"
-    OPTIONS = {"device": ("gpu", "cpu")}  # gpu: Metal, the default on macOS; Linux has only the CPU
+    # device gpu: Metal, the default on macOS; Linux has only the CPU. compile: mx.compile the imported function
+    OPTIONS = {"device": ("gpu", "cpu"), "compile": ("true", "false")}
+    DEFAULT_OPTIONS = {"compile": "true"}
 
     @classmethod
     def unavailable_with(cls, options: dict[str, Any]) -> str | None:
@@ -87,7 +94,9 @@ class MlxRuntime(Runtime):
     def load(self, model_file: Path, threads: int, options: dict[str, Any]) -> None:
         mx = self._mx = _mx(options)
         self._file = Path(model_file)
-        self._fn, meta = mx.import_function(str(model_file), return_metadata=True)
+        self._imported, meta = mx.import_function(str(model_file), return_metadata=True)
+        self.compiled = str(options.get("compile", self.DEFAULT_OPTIONS["compile"])) == "true"
+        self._fn = mx.compile(self._imported) if self.compiled else self._imported
         self._meta = _parse(meta)
         self._threads = threads
         self._exported = None if self._meta.get("inputs") else self._probe()
@@ -120,7 +129,7 @@ class MlxRuntime(Runtime):
     def _probe(self) -> list[dict[str, Any]] | None:
         """The inputs a foreign .mlxfn was exported with, from MLX's answer to a call with no arguments."""
         try:
-            self._fn()
+            self._imported()
         except ValueError as e:
             return exported_inputs(str(e)) if str(e).startswith(MISMATCH) else None
         return []  # a function without inputs
@@ -161,7 +170,7 @@ class MlxRuntime(Runtime):
         return [np.array(o.astype(mx.float32) if o.dtype == mx.bfloat16 else o) for o in outs]  # numpy has no bf16
 
     def options(self) -> dict[str, Any]:
-        return {"device": str(self._mx.default_device()), "threads_requested": self._threads,
+        return {"device": str(self._mx.default_device()), "compiled": self.compiled, "threads_requested": self._threads,
                 "threads_applied": False,  # MLX has no thread-count setting for its CPU backend
                 "dynamic_batch": self.fixed_batch is None, "metadata": bool(self._meta)}
 

@@ -11,7 +11,7 @@ import pytest
 from exporters.artifact import export_checkpoint
 from models.errors import EdgeZooError
 from profiles.measure import Scenario, measure, request_key
-from profiles.runtimes import check_options
+from profiles.runtimes import check_options, with_defaults
 
 QUICK = Scenario(warmup=2, min_iters=70, min_seconds=0.05, max_seconds=5.0)
 MAC = sys.platform == "darwin"
@@ -56,7 +56,7 @@ def test_each_option_is_its_own_measurement(artifacts) -> None:
 def test_an_option_this_machine_lacks_is_unavailable(artifacts, fmt, runtime, options, reason) -> None:
     r = measure(artifacts[fmt], runtime, 1, scenario=QUICK, options=options)
     assert r["status"] == "unavailable" and reason in r["error_message"]
-    assert r["scenario"]["runtime_options"] == options
+    assert r["scenario"]["runtime_options"] == with_defaults(runtime, options)
 
 
 def test_torch_on_the_cpu_records_the_device(artifacts) -> None:
