@@ -231,11 +231,28 @@ class SparseViews(FpKVCache):
 
 def quantize_draft(model: OpenELM, bits: int, group: int, symmetric: bool, layers: str) -> tuple[OpenELM, dict]:
     """A deep copy with RTN group-wise fake-quantized block linears ("all" or "mlp" = the FFN only)."""
+    draft = copy.deepcopy(model).eval()
+    return draft, rtn_(draft, bits, group, symmetric=symmetric, names=draft_names(draft, layers))
+
+
+def draft_names(model: OpenELM, layers: str) -> list[str]:
+    """The block linears a draft quantizes: "all", or "mlp" (the FFN only, the development code's choice)."""
     if layers not in ("all", "mlp"):
         raise EdgeZooError(f"unknown draft_layers {layers!r}", "use 'all' (every block linear) or 'mlp'")
-    draft = copy.deepcopy(model).eval()
-    names = [n for n in lm_linear_names(draft) if layers == "all" or ".ffn." in n]
-    return draft, rtn_(draft, bits, group, symmetric=symmetric, names=names)
+    return [n for n in lm_linear_names(model) if layers == "all" or ".ffn." in n]
+
+
+def packed_pair(model: OpenELM, bits: int, group: int, symmetric: bool, layers: str) -> tuple[OpenELM, OpenELM, dict]:
+    """(verifier with bf16 run-time block linears, draft with packed int4 ones, the draft's weight report)."""
+    from models.packed_runtime import runtime_copy
+
+    if bits != 4 or symmetric:
+        raise EdgeZooError(f"the int4 runtime stores asymmetric 4-bit codes, not {bits}-bit "
+                           f"{'symmetric' if symmetric else 'asymmetric'} ones", "use weight_bits=4, weight_symmetric=False")
+    draft, report = runtime_copy(model, "int4", group, draft_names(model, layers))
+    if layers == "mlp":  # attention stays 16-bit, as in the verifier
+        draft, _ = runtime_copy(draft, "bf16")
+    return runtime_copy(model, "bf16")[0], draft, report
 
 
 class QuantSpecDecoder:
@@ -243,14 +260,25 @@ class QuantSpecDecoder:
 
     def __init__(self, model: OpenELM, *, weight_bits: int = 4, weight_group: int = 32, kv_group: int = 32,
                  residual: int = 32, weight_symmetric: bool = False, draft_layers: str = "all",
-                 draft_kv: str = "quant", sink: int = 4, recent: int = 124) -> None:
+                 draft_kv: str = "quant", sink: int = 4, recent: int = 124, runtime: str = "fake") -> None:
         """`weight_symmetric=False`: one fp16 scale and zero per group (MLX-style affine 4-bit). `draft_kv="sparse"`
-        swaps the draft's cache for `sink` + `recent` fp entries (the paper's sparse-KV comparator)."""
+        swaps the draft's cache for `sink` + `recent` fp entries (the paper's sparse-KV comparator).
+        `runtime="fake"`: fp32 verifier, fake-quantized fp32 draft (same cost per pass); `"int4"`: the block
+        linears run packed (models.packed_runtime.py): bf16 weights in the verifier (and plain decoding), 4-bit
+        codes in the draft, `weight_group` inputs per scale."""
         if draft_kv not in ("quant", "sparse"):
             raise EdgeZooError(f"unknown draft_kv {draft_kv!r}", "use 'quant' (QuantSpec) or 'sparse' (sink + recent)")
         HierarchicalKVCache(1, kv_group, residual)  # validates G and R early
-        self.model = model.eval()
-        self.draft, self.weight_report = quantize_draft(model, weight_bits, weight_group, weight_symmetric, draft_layers)
+        if runtime == "int4":
+            self.model, self.draft, self.weight_report = packed_pair(model, weight_bits, weight_group,
+                                                                     weight_symmetric, draft_layers)
+        elif runtime == "fake":
+            self.model = model.eval()
+            self.draft, self.weight_report = quantize_draft(model, weight_bits, weight_group, weight_symmetric,
+                                                            draft_layers)
+        else:
+            raise EdgeZooError(f"unknown runtime {runtime!r}", "use 'fake' (fp32 kernels) or 'int4' (packed kernels)")
+        self.runtime = runtime
         self.kv_group, self.residual, self.draft_kv = kv_group, residual, draft_kv
         self.sink, self.recent = sink, recent
 
