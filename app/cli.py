@@ -162,7 +162,7 @@ def profile(artifacts: List[Path] = typer.Argument(..., help="artifact folders o
     from app.workspace import Workspace
     from exporters.artifact import load_artifact
     from profiles.launcher import keep_interrupted
-    from profiles.measure import measure
+    from profiles.measure import check_inputs, measure
     from profiles.runtimes import DEFAULT_RUNTIME, check_options
 
     rows, failed, loaded = [], False, []
@@ -180,6 +180,7 @@ def profile(artifacts: List[Path] = typer.Argument(..., help="artifact folders o
     try:
         for artifact, options in itertools.product(loaded, option):
             check_options(runtime or DEFAULT_RUNTIME.get(artifact.manifest.get("format", ""), "onnxruntime"), options)
+            check_inputs(artifact, inputs)  # a wrong input (image) size is refused before anything is measured
         store = Workspace.resolve(workspace).store() if loaded else None
     except EdgeZooError as e:
         _fail(e)

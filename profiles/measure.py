@@ -82,6 +82,32 @@ def _unavailable_here(runtime: str, artifact: Artifact, options: dict[str, Any])
     return None if artifact.manifest.get("foreign") else cls.unavailable_here()
 
 
+def _dims(spec: dict[str, Any]) -> str:
+    return "x".join("N" if d is None else str(d) for d in spec["shape"])  # N: a dynamic (batch) dim
+
+
+def check_inputs(artifact: Artifact, inputs: list[dict[str, Any]] | None) -> None:
+    """`--input` specs given for an EdgeZoo artifact must match the inputs it was exported with (same count and rank;
+    every fixed dim equal, a dynamic one (None) any; a multi-scale artifact's spatial dims any of its input_sizes),
+    so that a wrong image size is refused here, before a child runs or anything is stored."""
+    declared = artifact.manifest.get("inputs") or []
+    if not inputs or not declared or artifact.manifest.get("foreign"):
+        return
+    sizes = set(artifact.manifest.get("input_sizes") or [])
+
+    def fits(want: list[int | None], got: list[int]) -> bool:
+        square = len(got) == 4 and got[2] == got[3] and got[2] in sizes
+        return len(want) == len(got) and all(w is None or w == g or (square and i >= 2)
+                                             for i, (w, g) in enumerate(zip(want, got)))
+
+    if len(inputs) != len(declared) or not all(fits(d["shape"], u["shape"]) for d, u in zip(declared, inputs)):
+        flags = " ".join(f"--input {d['name']}={_dims(d).replace('N', '1')}:{d['dtype']}" for d in declared)
+        raise ArtifactError(f"{artifact.path.name} was exported for inputs {', '.join(map(_dims, declared))}, not "
+                            f"{', '.join(map(_dims, inputs))}",
+                            f"pass {flags}{' (or a size in ' + str(sorted(sizes)) + ')' if sizes else ''}, or "
+                            "export the model at the size you need")
+
+
 def measure(artifact_path: Path | Artifact, runtime: str | None = None, threads: int = 2,
             scenario: Scenario | None = None, options: dict[str, Any] | None = None,
             timeout: float = 180.0, inputs: list[dict[str, Any]] | None = None) -> dict[str, Any]:
@@ -92,6 +118,7 @@ def measure(artifact_path: Path | Artifact, runtime: str | None = None, threads:
     if not (isinstance(timeout, (int, float)) and math.isfinite(timeout) and timeout > 0):
         raise EdgeZooError(f"timeout {timeout!r} is not a finite positive number of seconds", "pass e.g. 180")
     artifact = artifact_path if isinstance(artifact_path, Artifact) else load_artifact(Path(artifact_path))
+    check_inputs(artifact, inputs)
     runtime = runtime or DEFAULT_RUNTIME.get(artifact.manifest.get("format", ""), "onnxruntime")
     scenario = scenario or Scenario()
     options = with_defaults(runtime, check_options(runtime, options) if options else {})

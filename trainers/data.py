@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from dataclasses import dataclass
 from typing import Callable
@@ -109,7 +110,15 @@ def load_digits32() -> ImageDataset:
     return _resized_digits("digits32", lambda x: resize_bilinear(x, 32))
 
 
-DATASETS = {"digits": load_digits, "digits16": load_digits16, "digits32": load_digits32}
+def load_scenes(attribute: str) -> ImageDataset:
+    """Procedural captioned scenes labelled by one attribute: shape, colour or digit (trainers/scenes.py)."""
+    from trainers.scenes import attribute_dataset
+
+    return attribute_dataset(attribute)
+
+
+SCENE_DATASETS = {f"scenes_{a}": functools.partial(load_scenes, a) for a in ("shape", "colour", "digit")}
+DATASETS = {"digits": load_digits, "digits16": load_digits16, "digits32": load_digits32, **SCENE_DATASETS}
 
 
 def load_dataset(name: str) -> ImageDataset:

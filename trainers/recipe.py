@@ -149,6 +149,23 @@ def check_field(where: str, key: str, value: Any, hint: Any,
         raise RecipeError(f"{where}: {key} {value!r} is unknown", f"use one of: {', '.join(CHOICES[key])}")
 
 
+def checked_fields(cls: type, data: dict[str, Any], where: str,
+                   ranges: dict[str, tuple[float | None, float | None, bool, Any]] | None = None) -> Any:
+    """A paper's recipe dataclass from plain data: unknown keys refused, every field's type and range checked
+    (check_field with the paper's own `ranges`), and `name` a plain folder name (it names the checkpoint folder)."""
+    from app.workspace import WorkspaceError, safe_name
+
+    recipe = strict_fields(cls, data, where)
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        check_field(where, f.name, getattr(recipe, f.name), hints[f.name], ranges)
+    try:
+        safe_name(recipe.name, "recipe name")
+    except WorkspaceError as e:
+        raise RecipeError(f"{where}: {e.problem}", f"set `name:` (it names the checkpoint folder): {e.fix}") from None
+    return recipe
+
+
 def recipe_from_dict(data: dict[str, Any], where: str = "recipe") -> Recipe:
     """A Recipe with every field checked (type, range, a plain `name`, a registered model, model_args that build
     and run it) before anything is trained or written."""

@@ -14,6 +14,7 @@ digits so test scenes never reuse training glyphs.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 
@@ -173,3 +174,37 @@ def digit_canvases(split: str = "test", seed: int = 0) -> tuple[np.ndarray, np.n
         y, x = rng.integers(0, SIZE - 12, 2)
         images[i][:, y:y + 12, x:x + 12][:, g > 0.35] = 1.0
     return images, labels.astype(np.int64)
+
+
+# Attribute datasets: scenes with one attribute as the label (linear probes, CatLIP's deployable encoder's quality)
+ATTRIBUTES = {"shape": len(SHAPES), "colour": len(COLOURS), "digit": 1 + len(DIGIT_WORDS)}  # digit 0: none
+SPLIT_SEEDS = {"train": 0, "val": 1, "test": 2}  # generator seed per split; glyphs come from the same split
+
+
+def attribute_labels(scenes: Scenes, attribute: str) -> np.ndarray:
+    """(N,) int64: the front shape's shape or colour index, or the pasted digit + 1 (0: no digit)."""
+    if attribute not in ATTRIBUTES:
+        raise ValueError(f"attribute {attribute!r} is unknown; use one of {tuple(ATTRIBUTES)}")
+    return {"shape": scenes.shape, "colour": scenes.colour, "digit": scenes.digit + 1}[attribute].astype(np.int64)
+
+
+@functools.lru_cache(maxsize=8)
+def split_scenes(split: str, n: int) -> Scenes:
+    """`n` catlip-style scenes of one split (SPLIT_SEEDS), glyphs from that split of the digits (cached: every
+    export of a checkpoint reads its test split)."""
+    return make_scenes(n, SPLIT_SEEDS[split], glyph_split=split)
+
+
+def attribute_dataset(attribute: str, n_train: int = 4000, n_val: int = 500, n_test: int = 1000):
+    """A trainers.data.ImageDataset of scenes labelled by one attribute, named `scenes_<attribute>`."""
+    import hashlib
+
+    from trainers.data import ImageDataset, Split
+
+    parts = [split_scenes(s, n) for s, n in (("train", n_train), ("val", n_val), ("test", n_test))]
+    splits = [Split(p.images, attribute_labels(p, attribute)) for p in parts]
+    h = hashlib.sha256()
+    for s in splits:
+        h.update(s.x.tobytes())
+        h.update(s.y.tobytes())
+    return ImageDataset(f"scenes_{attribute}", *splits, ATTRIBUTES[attribute], h.hexdigest())
