@@ -18,6 +18,7 @@ the fit, whatever its scale or compression) says how well it predicts an archite
 
 from __future__ import annotations
 
+import functools
 import math
 import statistics
 from dataclasses import dataclass, field
@@ -292,7 +293,7 @@ def samples_from_records(records: Iterable[dict[str, Any]], host_id: str, thread
     onnxruntime, newest per artifact (profiles.query.latest), their graphs read from the artifact's model file."""
     from profiles.query import kind, latest, scale
 
-    samples, skipped, cache = [], [], {}
+    samples, skipped = [], []
     for rec in latest(records):
         art = rec.get("artifact") or {}
         why = _unusable(rec, art, host_id, threads)
@@ -304,13 +305,18 @@ def samples_from_records(records: Iterable[dict[str, Any]], host_id: str, thread
         if why is not None:
             skipped.append({"id": rec.get("id"), "model": rec.get("model"), "reason": why})
             continue
-        if str(path) not in cache:
-            cache[str(path)] = features(read_graph(path))
+        feats = graph_features(str(path), path.stat().st_mtime_ns)
         samples.append(Sample(str(rec.get("model")), f"{rec.get('model')} {art.get('compression')} ({scale(rec)})",
-                              float(rec["latency"]["median_ms"]), cache[str(path)], scale(rec), rec.get("id"),
+                              float(rec["latency"]["median_ms"]), feats, scale(rec), rec.get("id"),
                               {"model": rec.get("model"), "compression": art.get("compression"),
                                "threads": rec.get("threads")}))
     return samples, skipped
+
+
+@functools.lru_cache(maxsize=512)
+def graph_features(path: str, mtime_ns: int) -> dict[str, float]:
+    """features(read_graph(path)), read once per file version (the dashboard asks again on every rerun)."""
+    return features(read_graph(path))
 
 
 def _unusable(rec: dict[str, Any], art: dict[str, Any], host_id: str, threads: int | None) -> str | None:

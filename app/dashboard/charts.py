@@ -116,10 +116,14 @@ def bars(names: list[str], series: dict[str, list[float | None]], yaxis: str) ->
     return fig
 
 
-def predicted_vs_measured(df: pd.DataFrame, measured: str = "measured_p50_ms") -> go.Figure:
-    """Roofline-predicted vs measured p50 per record, with the y = x line (predicted is a lower bound)."""
+def predicted_vs_measured(df: pd.DataFrame, measured: str = "measured_p50_ms",
+                          predictor: str = "roofline lower bound") -> go.Figure:
+    """Predicted vs measured p50 per record, with the y = x line (the roofline's prediction is a lower bound);
+    a frame with an `error` column ((predicted - measured) / measured) shows it on hover."""
     text = ("#" + df["id"].astype(str) + " " + df["model"].astype(str) + " " + df["format"].astype(str) + "/"
             + df["compression"].astype(str))
+    if "error" in df:
+        text = text + " error " + (100 * df["error"]).round(1).astype(str) + " %"
     fig = go.Figure(go.Scatter(x=df["predicted_ms"], y=df[measured], mode="markers", text=text,
                                name="records",
                                hovertemplate="%{text}<br>predicted %{x:.4g} ms<br>measured %{y:.4g} ms"))
@@ -128,6 +132,6 @@ def predicted_vs_measured(df: pd.DataFrame, measured: str = "measured_p50_ms") -
     if not both.empty:
         fig.add_trace(go.Scatter(x=[both.min(), both.max()], y=[both.min(), both.max()], mode="lines", name="y = x",
                                  line={"dash": "dash", "color": "grey"}))
-    fig.update_layout(xaxis_title="predicted p50 (ms, roofline lower bound)", yaxis_title="measured p50 (ms)",
+    fig.update_layout(xaxis_title=f"predicted p50 (ms, {predictor})", yaxis_title="measured p50 (ms)",
                       xaxis_type="log", yaxis_type="log", height=460, showlegend=False, margin={"t": 20})
     return fig

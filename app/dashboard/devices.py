@@ -83,6 +83,19 @@ def versus_host(rf: Any, hosts: dict[int, Any], recs: list[dict[str, Any]]) -> t
     return pd.DataFrame(rows), pd.DataFrame(skipped)
 
 
+def per_operator(recs: list[dict[str, Any]], scale: str | None) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """Leave-one-architecture-out predictions of the per-operator model (profiles/latency_model.py) for this
+    machine's ONNX records of `scale` (None: every scale): (rows, {"summary", "fit", "problem", "skipped"})."""
+    from profiles import latency_model
+    from profiles.device import fingerprint
+
+    out = latency_model.evaluate_store(recs, fingerprint()["id"], scale=scale)
+    df = pd.DataFrame(out.pop("rows"))
+    if not df.empty:
+        df["format"], df["abs_error"] = "onnx", df["error"].abs()
+    return df, out
+
+
 # ------------------------------------------------------------------------------------------------ fleet (Ray)
 
 FLEET_HEAD = "fleet_head"  # session key of the fleet head's HOST:PORT, shared by the Devices and Run pages

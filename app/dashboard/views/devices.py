@@ -68,6 +68,28 @@ if not skipped.empty:
     with st.expander(f"{len(skipped)} records not predicted, with the reason"):
         st.dataframe(skipped, hide_index=True, width="stretch")
 
+st.subheader("Per-operator model on this machine (leave one architecture out)")
+st.caption("Calibrated on this machine's own ONNX measurements (profiles/latency_model.py): per operator kind and "
+           "precision, launch overhead + FLOPs / fitted throughput + bytes / fitted bandwidth, non-negative least "
+           "squares. Each architecture is predicted by a fit that never saw it.")
+scale = st.radio("Evaluate", ["deploy", "every scale"], horizontal=True, key="latency_model_scale")
+per_op, fitted = devices.per_operator(recs, None if scale == "every scale" else scale)
+if per_op.empty:
+    st.info(f"No per-operator prediction: {fitted['problem']}.")
+else:
+    s = fitted["summary"]
+    a, b, c = st.columns(3)
+    a.metric("artifacts within ±10 %", f"{s['within']:.0%}")
+    b.metric("median |error|", f"{s['median_abs_error']:.1%}")
+    c.metric("artifacts", s["n"])
+    st.plotly_chart(charts.predicted_vs_measured(per_op, "measured_ms", "per-operator model, held out"),
+                    key="latency_model")
+    st.dataframe(per_op[["id", "arch", "compression", "scale", "measured_ms", "predicted_ms", "error"]],
+                 hide_index=True, width="stretch", column_config={"error": st.column_config.NumberColumn(
+                     "error", format="percent")})
+    with st.expander("fitted terms (all records)"):
+        st.json(fitted["fit"])
+
 st.subheader("Predicted vs measured on this machine")
 if not hosts:
     st.info("No host profile measured yet for this machine: generate a report on the Reports page "
