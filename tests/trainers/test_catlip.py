@@ -121,3 +121,23 @@ def test_quick_claim_is_labelled(capsys) -> None:
                 "B_catlip/row_init", "B_catlip/random_init", "B_catlip_mean_bce/probe_mean",
                 "B_catlip_upstream_labeller/probe_colour"):
         assert key in result.measured, key
+
+
+def test_dashboard_figures_from_cards_and_records() -> None:
+    import pandas as pd
+
+    from trainers.catlip.dashboard import artifact_figure, probe_figure, probe_table
+
+    metrics = {"probe_shape": 0.7, "probe_colour": 0.6, "probe_digit": 0.5, "probe_mean": 0.6, "steps": 96}
+    found = {"/zoo/catlip": {"metrics": metrics, "recipe": {"arm": "catlip", "probe": "digit"}},
+             "/zoo/catlip_clip": {"metrics": {**metrics, "probe_colour": 0.9}, "recipe": {"arm": "clip"}}}
+    table = probe_table(found)
+    assert list(table["arm"]) == ["catlip", "clip"] and list(table["probe colour"]) == [0.6, 0.9]
+    assert [list(t.y) for t in probe_figure(table).data] == [[0.7, 0.6, 0.5], [0.7, 0.9, 0.5]]
+    records = pd.DataFrame([
+        {"id": i, "artifact.checkpoint": ck, "artifact.format": "onnx", "artifact.compression": c, "accuracy.value": v}
+        for i, (ck, c, v) in enumerate([("/zoo/catlip", "int8", 0.58), ("/zoo/catlip", "int8", 0.59),
+                                        ("/zoo/catlip", "int4", 0.55), ("/zoo/catlip_clip", "fp16", 0.7)])])
+    fig = artifact_figure(records)
+    assert {t.name: list(t.y) for t in fig.data} == {"catlip": [0.59, 0.55], "catlip_clip": [0.7]}
+    assert artifact_figure(pd.DataFrame()) is None
