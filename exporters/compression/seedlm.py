@@ -206,8 +206,8 @@ class _Best:
         self.err = np.full(n, np.inf, np.float32)
         self.seed = np.zeros(n, np.int64)
         self.q, self.e = np.zeros((n, cfg.coeffs), np.int8), np.zeros(n, np.int8)
-        # float32 error of the bound, as a squared-error allowance: a seed is skipped only beyond it
-        self.slack_w = 1e-5 * (w.astype(np.float64) ** 2).sum(1) + 1e-12
+        # float32 rounding of the bound (D products, each at most ~||w||²): a seed is skipped only beyond it
+        self.slack_w = 1e-4 * (w.astype(np.float64) ** 2).sum(1) + 1e-12
 
     def consider(self, rows: np.ndarray, rows_idx: np.ndarray) -> None:
         """Quantize candidate seeds (table rows `rows_idx`) for blocks `rows` and keep any improvement."""
@@ -276,6 +276,7 @@ def encode_blocks(w: np.ndarray, cfg: SeedLMConfig, chunk: int | None = None,
     workers = 1 if cuda else torch.get_num_threads()
     chunk = max(1, min(chunk or TILES["cuda" if cuda else "cpu"][0], -(-len(w) // workers)))
     starts = range(0, len(w), chunk)
+    seed_tables(cfg.block, cfg.coeffs, cfg.lfsr_bits), gram_table(cfg.block, cfg.coeffs, cfg.lfsr_bits, device)  # once
 
     def one(i: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         return _search(np.ascontiguousarray(w[i:i + chunk], dtype=np.float32), cfg, device=device)

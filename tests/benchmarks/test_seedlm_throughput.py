@@ -136,16 +136,19 @@ def openelm_270m_encode(bits: int = 4, layers: tuple[int, ...] = (0,)) -> dict[s
     cfg = S.SeedLMConfig.for_bits(bits)
     linears = openelm_270m_linears()
     rng = np.random.default_rng(0)
-    done = seconds = 0.0
+    done = seconds = cpu = 0.0
     for layer, _, shape in linears:
         if layer in layers:
             w = (rng.standard_normal(shape) * 0.02).astype(np.float32)
+            c0 = time.process_time()
             seconds += _timed(lambda: S.encode_tensor(w, cfg))
-            done += w.size
+            cpu, done = cpu + time.process_time() - c0, done + w.size
     total = float(sum(o * i for _, _, (o, i) in linears))
+    # CPU seconds count only this process's work, so weights per CPU-second x cores estimates an idle machine
     return {"bits": bits, "layers": len(layers), "weights": done, "seconds": seconds, "total_weights": total,
             "extrapolated_hours": seconds * total / done / 3600, "measured_all": len(layers) == len(
-                {layer for layer, _, _ in linears})}
+                {layer for layer, _, _ in linears}), "weights_per_cpu_s": done / cpu,
+            "idle_hours": total / (done / cpu * torch.get_num_threads()) / 3600}
 
 
 def lm_tokens_per_s() -> list[tuple[str, str, float, float]]:
@@ -189,7 +192,9 @@ def run_benchmarks() -> None:
     how = "measured" if r["measured_all"] else f"EXTRAPOLATED by weight count from {r['layers']} full layer(s)"
     print(f"OpenELM-270M-shaped (random weights, {r['total_weights'] / 1e6:.1f}M block-linear weights), SeedLM-4: "
           f"{r['weights'] / 1e6:.2f}M weights in {r['seconds']:.0f} s = {r['weights'] / r['seconds']:,.0f} weights/s; "
-          f"whole model {r['extrapolated_hours']:.2f} h ({how}; {_load()})")
+          f"whole model {r['extrapolated_hours']:.2f} h ({how}; {_load()}); {r['weights_per_cpu_s']:,.0f} weights "
+          f"per CPU-second, so {r['idle_hours']:.2f} h on an idle machine with {torch.get_num_threads()} threads "
+          "(estimate from CPU time)")
     print("tiny OpenELM byte LM (openelm_tiny), batch 1: tokens/s per runtime")
     for runtime, comp, prefill, decode in lm_tokens_per_s():
         print(f"  {runtime:<12} {comp:<6} prefill {prefill:,.0f} tok/s   decode {decode:,.0f} tok/s")
