@@ -5,12 +5,14 @@ Each ONNX artifact is read as its operators (op type, precision, shapes by onnx 
 - kind: conv (dense), dwconv (grouped / depthwise), matmul (MatMul, Gemm, their integer and QDQ forms), quant
   (QuantizeLinear, DequantizeLinear, DynamicQuantizeLinear), norm, softmax, act (activations), other (shape and
   elementwise ops);
-- precision: what the kernel computes in: fp32, fp16, int8 (ConvInteger / MatMulInteger, or a Conv / MatMul fed by
-  DequantizeLinear on both sides in a QDQ graph, which onnxruntime fuses into an int8 kernel);
+- precision: what the kernel computes in: fp32, fp16, int8-dynamic (ConvInteger / MatMulInteger: activations
+  quantized at run time), int8-qdq (QLinearConv / QLinearMatMul, or a Conv / MatMul fed by DequantizeLinear on both
+  sides in a QDQ graph, which onnxruntime fuses into an int8 kernel): the two int8 paths run different kernels;
 - FLOPs (2 per multiply-add for conv and matmul, one per output element otherwise) and bytes (every input and
   output tensor at its stored width, weights included: each read or written once).
-The predicted median is a sum over (kind, precision) groups of launch overhead x count + FLOPs / throughput +
-bytes / bandwidth, plus one constant per call: a linear model with non-negative coefficients, fitted by
+The predicted median is a sum over (kind, precision) groups of launch overhead x count + bytes / bandwidth, plus
+FLOPs / throughput per (dense or depthwise, precision) -- dense convolutions and matrix products share one
+throughput, as both run as GEMMs in onnxruntime's MLAS -- plus one constant per call: a linear model with non-negative coefficients, fitted by
 non-negative least squares (scipy.optimize.nnls) on the host's measured medians, rows weighted by 1 / measured so
 the fit minimizes relative error. Leave-one-architecture-out (every artifact of the held-out model name is out of
 the fit, whatever its scale or compression) says how well it predicts an architecture it has not seen.
@@ -145,11 +147,13 @@ def _kind(node: Any, table: dict[str, Any]) -> str:
 
 def _precision(node: Any, table: dict[str, Any], producers: dict[str, str]) -> str:
     """fp32 | fp16 | int8: integer kernels, and QDQ compute nodes whose data and weight both come dequantized."""
-    if node.op_type in ("ConvInteger", "MatMulInteger", "QLinearConv", "QLinearMatMul"):
-        return "int8"
+    if node.op_type in ("ConvInteger", "MatMulInteger"):
+        return "int8-dynamic"
+    if node.op_type in ("QLinearConv", "QLinearMatMul"):
+        return "int8-qdq"
     data = [i for i in node.input[:2] if i]
     if node.op_type in CONV + MATMUL and len(data) == 2 and all(producers.get(i) == "DequantizeLinear" for i in data):
-        return "int8"
+        return "int8-qdq"
     elem = table.get(node.input[0], (None, 1))[1] if node.input else 1
     return "fp16" if elem == FP16 else ("int8" if elem in INT8 else "fp32")
 
@@ -196,14 +200,16 @@ def read_graph(path: Path | str) -> Graph:
 
 
 def features(graph: Graph) -> dict[str, float]:
-    """Per (kind, precision) group: op count, FLOPs (compute kinds) and bytes; plus the per-call constant."""
+    """Per (kind, precision) group: op count and bytes; FLOPs per (dense | dwconv, precision); the per-call
+    constant."""
     out: dict[str, float] = {"call": 1.0}
     for op in graph.ops:
         group = f"{op.kind}:{op.precision}"
         out[f"count {group}"] = out.get(f"count {group}", 0.0) + 1.0
         out[f"bytes {group}"] = out.get(f"bytes {group}", 0.0) + op.bytes
         if op.kind in COMPUTE_KINDS:
-            out[f"flops {group}"] = out.get(f"flops {group}", 0.0) + op.flops
+            key = f"flops {'dwconv' if op.kind == 'dwconv' else 'dense'}:{op.precision}"
+            out[key] = out.get(key, 0.0) + op.flops
     return out
 
 

@@ -52,6 +52,8 @@ def test_graph_reader_counts_ops_flops_and_bytes(tmp_path: Path) -> None:
     feats = LM.features(g)
     assert feats["count conv:fp32"] == 1 and feats["count dwconv:fp32"] == 1 and feats["call"] == 1
     assert "flops act:fp32" not in feats  # only compute kinds carry a throughput term
+    assert feats["flops dense:fp32"] == by["Convconv"].flops + by["Gemmmatmul"].flops  # both run as GEMMs
+    assert feats["flops dwconv:fp32"] == by["Convdwconv"].flops
 
 
 def test_graph_reader_orders_nodes_and_reads_fp16(tmp_path: Path) -> None:
@@ -74,14 +76,14 @@ def test_integer_and_qdq_kernels_count_as_int8(tmp_path: Path) -> None:
                                numpy_helper.from_array(np.array(0, np.int8), "z"), _init("wq", (8, 4), np.int8)])
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(tmp_path / "q.onnx"))
     ops = {op.op_type: op for op in LM.read_graph(tmp_path / "q.onnx").ops}
-    assert ops["MatMul"].precision == "int8" and ops["MatMulInteger"].precision == "int8"
+    assert ops["MatMul"].precision == "int8-qdq" and ops["MatMulInteger"].precision == "int8-dynamic"
     assert ops["MatMul"].flops == ops["MatMulInteger"].flops == 2 * 2 * 4 * 8
     assert ops["QuantizeLinear"].kind == "quant"
 
 
 def test_fit_recovers_known_coefficients() -> None:
     rng = np.random.default_rng(0)
-    truth = {"call": 0.05, "count conv:fp32": 0.01, "flops conv:fp32": 2e-8, "bytes other:fp32": 5e-8,
+    truth = {"call": 0.05, "count conv:fp32": 0.01, "flops dense:fp32": 2e-8, "bytes other:fp32": 5e-8,
              "count other:fp32": 0.0}
     rows = [{k: (1.0 if k == "call" else float(rng.uniform(1, 100) * (1e6 if k[0] in "fb" else 1)))
              for k in truth} for _ in range(40)]
@@ -90,7 +92,7 @@ def test_fit_recovers_known_coefficients() -> None:
     for k, v in truth.items():
         assert got.coef[k] == pytest.approx(v, rel=1e-6, abs=1e-12)
     assert got.predict(rows[0]) == pytest.approx(y[0], rel=1e-9)
-    assert "flops conv:fp32 GFLOP/s" in got.describe()
+    assert "flops dense:fp32 GFLOP/s" in got.describe()
 
 
 def test_fit_rejects_bad_medians() -> None:
