@@ -153,7 +153,7 @@ def test_cosine_alpha_bar() -> None:
 
 
 def test_curriculum_and_adaptive_batch_plan() -> None:
-    c = recipe_from_dict({"epochs": 3})
+    c = recipe_from_dict({"epochs": 3, "batch_size": 64})
     plan = batch_plan(c, 3000)
     assert plan[0] == (64, 0.75) and plan[-1][1] == pytest.approx(0.9, abs=0.01) and plan[-1][0] <= 160
     assert 150 <= max(b for b, _ in plan) <= 160  # r(t) reaches 0.90 only at the very end
@@ -162,7 +162,7 @@ def test_curriculum_and_adaptive_batch_plan() -> None:
     ends = {1000 * k for k in (3, 6, 9)}
     for (b, r), upto in zip(plan, seen.tolist()):  # B(t) = B0 (1 - r0) / (1 - r(t)), epoch ends cut short
         assert b == round(64 * 0.25 / (1 - r)) or (upto in ends and b < round(64 * 0.25 / (1 - r)))
-    fixed = batch_plan(recipe_from_dict({**ARM_A, "epochs": 1}), 3000)
+    fixed = batch_plan(recipe_from_dict({**ARM_A, "epochs": 1, "batch_size": 64}), 3000)
     assert {b for b, _ in fixed} == {64, 56} and {r for _, r in fixed} == {0.75}
 
 

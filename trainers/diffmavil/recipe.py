@@ -52,9 +52,9 @@ class DiffMAViLRecipe:
     decoder_dim: int = 64
     decoder_depth: int = 1
     embed_dim: int = 64
-    epochs: int = 20
-    batch_size: int = 64            # B0: the batch at the starting ratio
-    lr: float = 0.001               # AdamW, cosine-annealed over the run's steps
+    epochs: int = 8
+    batch_size: int = 32            # B0: the batch at the starting ratio
+    lr: float = 0.002               # AdamW, cosine-annealed over the run's steps
     weight_decay: float = 0.05
     probe_c: float = 1.0            # inverse L2 strength of the logistic-regression probes
     seed: int = 0
