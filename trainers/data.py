@@ -110,6 +110,13 @@ def load_digits32() -> ImageDataset:
     return _resized_digits("digits32", lambda x: resize_bilinear(x, 32))
 
 
+def load_av_digits_audio() -> ImageDataset:
+    """The spectrograms of card 12's synthetic audio-video digits with their labels (trainers/diffmavil/data.py)."""
+    from trainers.diffmavil.data import load_av_audio
+
+    return load_av_audio()
+
+
 def load_scenes(attribute: str) -> ImageDataset:
     """Procedural captioned scenes labelled by one attribute: shape, colour or digit (trainers/scenes.py)."""
     from trainers.scenes import attribute_dataset
@@ -118,7 +125,8 @@ def load_scenes(attribute: str) -> ImageDataset:
 
 
 SCENE_DATASETS = {f"scenes_{a}": functools.partial(load_scenes, a) for a in ("shape", "colour", "digit")}
-DATASETS = {"digits": load_digits, "digits16": load_digits16, "digits32": load_digits32, **SCENE_DATASETS}
+DATASETS = {"digits": load_digits, "digits16": load_digits16, "digits32": load_digits32, **SCENE_DATASETS,
+            "av_digits_audio": load_av_digits_audio}
 
 
 def load_dataset(name: str) -> ImageDataset:
