@@ -324,7 +324,7 @@ def list_models() -> None:
 
 def _add_subcommands() -> None:
     """Command groups that live in their own modules (heavy imports stay inside their commands)."""
-    from app import cli_agent, cli_demo, cli_lm, cli_specdec, cli_spin, cli_sweep
+    from app import cli_agent, cli_bytes, cli_demo, cli_lm, cli_specdec, cli_spin, cli_sweep
 
     app.add_typer(cli_sweep.app, name="sweep")
     app.add_typer(cli_lm.app, name="lm")
@@ -334,6 +334,7 @@ def _add_subcommands() -> None:
     app.command("head")(cli_agent.head)
     app.command("agent")(cli_agent.agent)
     app.command("devices")(cli_agent.devices)
+    app.command("classify-bytes")(cli_bytes.classify_bytes)
 
 
 _add_subcommands()

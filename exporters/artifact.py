@@ -97,9 +97,10 @@ def weight_count(model: nn.Module) -> int:
     return sum(m.weight.numel() for _, m in compressible_layers(model))
 
 
-def input_specs(inputs: tuple[torch.Tensor, ...], dynamic_batch: bool) -> list[dict[str, Any]]:
-    return [{"name": f"input_{i}" if i else "input", "shape": [None if (dynamic_batch and d == 0) else s
-                                                               for d, s in enumerate(t.shape)],
+def input_specs(inputs: tuple[torch.Tensor, ...], dynamic_batch: bool,
+                names: tuple[str, ...] | None = None) -> list[dict[str, Any]]:
+    return [{"name": names[i] if names else f"input_{i}" if i else "input",
+             "shape": [None if (dynamic_batch and d == 0) else s for d, s in enumerate(t.shape)],
              "dtype": str(t.dtype).removeprefix("torch.")} for i, t in enumerate(inputs)]
 
 
@@ -109,11 +110,42 @@ def write_eval_data(model: nn.Module, card: dict[str, Any], out_dir: Path) -> No
     compression such as pruning): parity then measures what the format did, accuracy what compression did."""
     from exporters.onnx import CALIBRATION_ROWS
 
+    if card.get("eval_inputs"):
+        return write_named_eval_data(model, card, out_dir)
     data = load_dataset(card.get("dataset", "digits"))
     ref = plain_logits(model(torch.from_numpy(data.test.x)), card["model"]).numpy()
     calib = data.val.x[:CALIBRATION_ROWS]  # static quantization calibrates here, never on the split it is scored on
     np.savez_compressed(out_dir / EVAL_DATA, x=data.test.x, y=data.test.y, reference=ref, calib=calib,
                         source=f"the validation split of {data.name} ({len(calib)} images)")
+
+
+@torch.no_grad()
+def write_named_eval_data(model: nn.Module, card: dict[str, Any], out_dir: Path, batch: int = 64) -> None:
+    """A checkpoint whose model does not take images names, in its card's `eval_inputs` ("module:function"), the
+    function giving its held-out inputs: function(card) -> {"x": [arrays, one per input], "y", "calib": [arrays],
+    "source"}. Stored as x, x_1, ... and calib, calib_1, ... (the layout of a user model's eval.npz)."""
+    from exporters.onnx import CALIBRATION_ROWS
+
+    module, _, name = str(card["eval_inputs"]).partition(":")
+    data = getattr(importlib.import_module(module), name)(card)
+    xs, calib = data["x"], [c[:CALIBRATION_ROWS] for c in data["calib"]]
+    ref = torch.cat([plain_logits(model(*(torch.from_numpy(x[i:i + batch]) for x in xs)), card["model"])
+                     for i in range(0, len(xs[0]), batch)]).numpy()
+    arrays = {"x": xs[0], **{f"x_{i}": x for i, x in enumerate(xs[1:], 1)},
+              "calib": calib[0], **{f"calib_{i}": c for i, c in enumerate(calib[1:], 1)}}
+    np.savez_compressed(out_dir / EVAL_DATA, **arrays, y=data["y"], reference=ref, source=np.array(data["source"]))
+
+
+def declared_io(model: nn.Module, inputs: tuple[torch.Tensor, ...]) -> Any:
+    """A model that takes several inputs (ByteFormer: int32 byte tokens and a padding mask) declares their names in
+    `input_names`; it is exported with those names and one dynamic batch shared by every input, and verified like a
+    user model with named inputs (exporters/own.py). Image classifiers declare none: None."""
+    names = getattr(model, "input_names", None)
+    if not names:
+        return None
+    from exporters.own_source import MAX_BATCH, IOSpec
+
+    return IOSpec(tuple(names), ("logits",), tuple(((0, "batch", 1, MAX_BATCH),) for _ in inputs))
 
 
 def plain_logits(out: Any, model_name: str) -> torch.Tensor:
@@ -212,18 +244,24 @@ def _export_into(tmp: Path, exporter: Exporter, model: nn.Module, card: dict[str
     cost = try_model_cost(compressed, inputs)  # FLOPs + fp32 activation bytes at batch 1, before any exporter casts
     write_eval_data(compressed, card, tmp)  # before export: some exporters cast the model in place
     sizes = tuple(card.get("input_sizes") or ())  # multi-scale models (trainers/samplers.py): every size trained at
-    info = _convert(exporter, card, compressed, tmp, spec, inputs=inputs, sizes=sizes)
+    io = declared_io(compressed, inputs)
+    info = _convert(exporter, card, compressed, tmp, spec, inputs=inputs, sizes=sizes, io=io)
     _finish(tmp, manifest, t0, 8.0 * info["weight_bytes"] / n_weights,
             {k: v for k, v in info.items() if k not in ("weight_bytes",)})
     manifest.update(model_args=card["args"], n_weights=n_weights, weight_bytes=info["weight_bytes"], cost=cost,
-                    inputs=input_specs(inputs, dynamic_batch=info.get("dynamic_batch", False)),
+                    inputs=input_specs(inputs, info.get("dynamic_batch", False), io.inputs if io else None),
                     outputs=[{"name": "logits", "shape": [None, card["args"].get("num_classes", 10)]}],
                     sparsity=weight_sparsity(compressed))
     if (report := getattr(compressed, "compression_report", None)) is not None:  # datafree: bits, MSE, time per layer
         manifest["compression_report"] = report
     if sizes:  # the square sizes the artifact takes (checked per format); profiles measure each
         manifest["input_sizes"] = info.get("input_sizes", [])
-    manifest["verification"] = exporter.verify(reference, Artifact(tmp, manifest))
+    if io is not None:  # named inputs: verified from eval.npz's x, x_1, ... as a user model's artifact is
+        from exporters.own import verify_own
+
+        manifest["verification"] = verify_own(exporter.name, Artifact(tmp, manifest), io)
+    else:
+        manifest["verification"] = exporter.verify(reference, Artifact(tmp, manifest))
 
 
 def _export_lm_into(tmp: Path, exporter: Exporter, model: nn.Module, card: dict[str, Any], ckpt_dir: Path,

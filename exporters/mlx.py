@@ -92,7 +92,7 @@ def _batch_consistent(path: Path, example: list[mx.array]) -> bool:
     """A shapeless export is kept only if a batch of 3 gives the rows that 3 batches of 1 give."""
     fn = mx.import_function(str(path))
     rng = np.random.default_rng(0)
-    xs = [mx.array(rng.standard_normal((3, *x.shape[1:])).astype(np.float32)) for x in example]
+    xs = [mx.array(rng.standard_normal((3, *x.shape[1:])).astype(np.float32)).astype(x.dtype) for x in example]
     batched = [np.array(o) for o in fn(*xs)]
     rows = [[np.array(o) for o in fn(*(x[i:i + 1] for x in xs))] for i in range(3)]
     return all(b.shape[0] == 3 and np.allclose(b, np.concatenate([r[j] for r in rows]), rtol=1e-3, atol=1e-4)

@@ -230,7 +230,57 @@ def select(x: V, dim: int, index: int) -> V:
     return V(mx.sum(a * mx.array(onehot.reshape(shape)).astype(a.dtype), axis=dim))
 
 
+def conv1d(x: V, w: V, bias: V | None, stride, padding, dilation, groups: int) -> V:
+    """(N, C, L) torch layout in and out; MLX convolves (N, L, C) with (O, K, I) kernels."""
+    if isinstance(padding, str):
+        raise unsupported(f"convolution padding={padding!r}")
+    first = (lambda v: list(v)[0] if isinstance(v, (list, tuple)) else v)
+    y = mx.conv1d(mx.swapaxes(torch_layout(x), 1, 2), mx.swapaxes(w.a, 1, 2), first(stride), first(padding),
+                  first(dilation), groups)
+    return V(mx.swapaxes(y + bias.a if bias is not None else y, 1, 2))
+
+
+def embedding(weight: V, indices: V, *_: Any) -> V:
+    return V(mx.take(weight.a, indices.a, axis=0))
+
+
+def slice_(x: V, dim: int = 0, start: int | None = None, end: int | None = None, step: int = 1) -> V:
+    a = torch_layout(x)
+    index = [slice(None)] * a.ndim
+    index[dim % a.ndim] = slice(start, None if end is None or end >= a.shape[dim % a.ndim] else end, step)
+    return V(a[tuple(index)])
+
+
+def clamp(x: V, lo: float | None = None, hi: float | None = None) -> V:
+    a = x.a
+    a = a if lo is None else mx.maximum(a, lo)
+    return V(a if hi is None else mx.minimum(a, hi), x.cl)
+
+
+def reduce(f: Callable[..., mx.array]) -> Callable[..., V]:
+    """amax / sum over torch dims (torch layout), keepdim as torch's."""
+    def handler(x: V, dims=None, keepdim: bool = False, *_: Any) -> V:
+        a = torch_layout(x)
+        axes = sorted({d % a.ndim for d in (dims if dims else range(a.ndim))})
+        return V(f(a, axis=axes, keepdims=keepdim))
+    return handler
+
+
+def new_zeros(x: V, size, *_: Any) -> V:
+    return V(mx.zeros(list(size), dtype=x.a.dtype))
+
+
 OPS: dict[str, Callable[..., Any]] = {
+    "aten.conv1d.default": conv1d,
+    "aten.embedding.default": embedding,
+    "aten.slice.Tensor": slice_,
+    "aten.clamp.default": clamp,
+    "aten.amax.default": reduce(mx.max),
+    "aten.sum.dim_IntList": reduce(mx.sum),
+    "aten.unsqueeze.default": lambda x, dim: V(mx.expand_dims(torch_layout(x), dim)),
+    "aten.new_zeros.default": new_zeros,
+    "aten.rsub.Scalar": lambda x, other, alpha=1: V(other - alpha * torch_layout(x)),
+    "aten._assert_tensor_metadata.default": lambda *_: None,
     "aten.conv2d.default": conv2d,
     "aten.convolution.default": convolution,
     "aten._native_batch_norm_legit_no_training.default": batch_norm_eval,
@@ -239,6 +289,7 @@ OPS: dict[str, Callable[..., Any]] = {
     "aten.gelu.default": gelu,
     "aten.sigmoid.default": unary(mx.sigmoid),
     "aten.tanh.default": unary(mx.tanh),
+    "aten.rsqrt.default": unary(mx.rsqrt),
     "aten.silu.default": unary(lambda a: a * mx.sigmoid(a)),
     "aten.add.Tensor": elementwise(lambda a, b, alpha=1: a + (b if alpha == 1 else alpha * b)),
     "aten.sub.Tensor": elementwise(lambda a, b, alpha=1: a - (b if alpha == 1 else alpha * b)),

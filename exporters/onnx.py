@@ -143,7 +143,9 @@ def quantize_static_int8(path: Path, eval_data: Path) -> dict[str, Any]:
     data = np.load(eval_data)
     more = sorted((k for k in data.files if k.startswith("x_")), key=lambda k: int(k[2:]))  # a user model's inputs
     # a zoo classifier's own calibration images (validation split), else the user's evaluation inputs
-    feeds = [data["calib"]] if "calib" in data.files else [data[k][:CALIBRATION_ROWS] for k in ["x", *more]]
+    calib = sorted((k for k in data.files if k.startswith("calib_")), key=lambda k: int(k[6:]))  # named inputs
+    feeds = [data[k] for k in ["calib", *calib]] if "calib" in data.files else \
+        [data[k][:CALIBRATION_ROWS] for k in ["x", *more]]
     names = [i.name for i in ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).get_inputs()]
     n = len(feeds[0])
 

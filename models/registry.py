@@ -30,7 +30,7 @@ class ModelSpec:
 REGISTRY: dict[str, ModelSpec] = {}
 BUILTIN_MODULES = ("models.resnet", "models.mobilenetv2", "models.convmixer", "models.lcs_cnn",
                    "models.spin_convmixer", "models.vit", "models.openelm", "models.dynamoe",
-                   "models.range_augment_cnn", "models.scene_encoder",
+                   "models.range_augment_cnn", "models.byteformer", "models.scene_encoder",
                    "models.audio_video_mae")
 
 
