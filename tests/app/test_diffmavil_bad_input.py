@@ -12,7 +12,7 @@ import pytest
 
 from tests.app.cli_harness import assert_clean_failure
 
-TINY = ["dim=16", "depth=1", "heads=2", "decoder_dim=16", "embed_dim=8", "epochs=1", "batch_size=128"]
+TINY = ["dim=16", "depth=1", "heads=2", "decoder_dim=16", "embed_dim=8", "epochs=1", "batch_size=64", "train_clips=300"]
 
 
 @pytest.fixture(scope="module")
@@ -55,3 +55,27 @@ def test_bad_recipe_values_through_the_cli(override: str, mentions: str, tmp_pat
     ws = tmp_path / "ws"
     assert_clean_failure(["train", "diffmavil_c", "--set", override, "-w", str(ws)], capsys, ws, mentions=mentions)
     assert not (ws / "zoo" / "diffmavil_c").exists()
+
+
+def _papers_section(artifact: str) -> None:
+    import pandas as pd
+
+    from trainers.diffmavil.dashboard import section
+
+    section(pd.DataFrame({"artifact.path": [artifact]}) if artifact else pd.DataFrame())
+
+
+@pytest.mark.parametrize("with_records", [True, False])
+def test_dashboard_section_renders(with_records: bool, exported: tuple[Path, Path]) -> None:
+    """The Papers-page section on the real trained checkpoint found through its artifact: the cost table and the
+    FLOPs-vs-probe chart; a hint and no chart without records."""
+    from streamlit.testing.v1 import AppTest
+
+    _, art = exported
+    at = AppTest.from_function(_papers_section, args=(str(art) if with_records else "",), default_timeout=60).run()
+    assert not at.exception
+    charts = at.get("plotly_chart")
+    if with_records:
+        assert len(charts) == 1 and at.dataframe[0].value["audio probe"].between(0, 1).all()
+    else:
+        assert not charts and at.info

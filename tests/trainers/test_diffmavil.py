@@ -249,3 +249,12 @@ VERDICTS = [({}, "pass"), ({"flops_abc": (3.0, 2.0, 2.5)}, "fail"), ({"flops_abc
 def test_verdict_table(change: dict, expected: str) -> None:
     outcome, reason = claim.verdict(_measured(**change))
     assert outcome == expected and "C/A" in reason and "0.68" in reason
+
+
+@pytest.mark.slow
+def test_quick_claim_is_labelled() -> None:
+    result = claim.reproduce(quick=True)
+    assert result.quick and result.verdict.endswith("(quick)") and result.seeds == [0]
+    assert result.verdict.startswith("inconclusive")  # FLOPs decide, the probes of one seed cannot
+    assert {f"{arm}/audio_probe" for arm in claim.ARMS} <= set(result.measured)
+    assert result.measured["C_curriculum/train_flops_over_A"]["mean"] < 1

@@ -123,6 +123,14 @@ def load_av_digits(seed: int = GENERATOR_SEED) -> AVDigits:
     return AVDigits(parts["train"], parts["val"], parts["test"], 10, h.hexdigest())
 
 
+def subset(data: AVDigits, n_train: int, n_test: int | None = None) -> AVDigits:
+    """The first n_train training clips (and n_test test clips): quick runs on fewer clips, same generator."""
+    def head(c: Clips, n: int | None) -> Clips:
+        return Clips(c.video[:n], c.audio[:n], c.y[:n])
+
+    return AVDigits(head(data.train, n_train), data.val, head(data.test, n_test), data.num_classes, data.split_hash)
+
+
 def load_av_audio() -> ImageDataset:
     """The clips' spectrograms (N, 1, 16, 32) with their digit labels: what the deployed audio encoder classifies."""
     d = load_av_digits()

@@ -30,7 +30,7 @@ RANGES: dict[str, tuple[float | None, float | None, bool, Any]] = {
     "weight_decay": (0.0, 1.0, False, 0.05), "threads": (1, 256, False, 1), "dim": (4, 4096, False, 64),
     "depth": (1, 48, False, 2), "heads": (1, 64, False, 4), "fusion_depth": (0, 48, False, 1),
     "decoder_dim": (4, 4096, False, 64), "decoder_depth": (1, 48, False, 1), "embed_dim": (1, 4096, False, 64),
-    "probe_c": (0.0, 1e6, True, 1.0),
+    "probe_c": (0.0, 1e6, True, 1.0), "train_clips": (100, 3000, False, 3000),
 }
 
 
@@ -57,6 +57,7 @@ class DiffMAViLRecipe:
     lr: float = 0.002               # AdamW, cosine-annealed over the run's steps
     weight_decay: float = 0.05
     probe_c: float = 1.0            # inverse L2 strength of the logistic-regression probes
+    train_clips: int = 3000         # pre-train and fit the probes on the first this many training clips
     seed: int = 0
     threads: int = 1
 

@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from models import checkpoint
 from models.audio_video_mae import AudioEncoderClassifier, AudioVideoMAE, patchify, patchify_video, take
 from trainers.contrastive import LogitScale, symmetric_info_nce
-from trainers.diffmavil.data import AVDigits, Clips, load_av_digits
+from trainers.diffmavil.data import AVDigits, Clips, load_av_digits, subset
 from trainers.diffmavil.flops import training_flops, visible_count
 from trainers.diffmavil.recipe import DiffMAViLRecipe
 from trainers.loop import seed_everything
@@ -186,6 +186,8 @@ def linear_probe(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, y
 def fit(recipe: DiffMAViLRecipe, data: AVDigits | None = None) -> tuple[AudioVideoMAE, dict[str, Any]]:
     """Pre-train one arm and probe its frozen encoders: train on the training clips, score on the test clips."""
     data = data or load_av_digits()
+    if recipe.train_clips < len(data.train.y):
+        data = subset(data, recipe.train_clips)
     model, log = pretrain(recipe, data.train)
     (a_tr, v_tr), (a_te, v_te) = embed(model, data.train), embed(model, data.test)
     audio = linear_probe(a_tr, data.train.y, a_te, data.test.y, recipe.probe_c)
