@@ -31,7 +31,7 @@ REGISTRY: dict[str, ModelSpec] = {}
 BUILTIN_MODULES = ("models.resnet", "models.mobilenetv2", "models.convmixer", "models.lcs_cnn",
                    "models.spin_convmixer", "models.vit", "models.openelm", "models.dynamoe",
                    "models.range_augment_cnn", "models.byteformer", "models.scene_encoder",
-                   "models.audio_video_mae")
+                   "models.audio_video_mae", "models.scene_clip")
 
 
 def _load_builtin() -> None:

@@ -124,9 +124,16 @@ def load_scenes(attribute: str) -> ImageDataset:
     return attribute_dataset(attribute)
 
 
+def load_scenes_front() -> ImageDataset:
+    """Card 08's test scenes labelled by their front object's zero-shot prompt (trainers/clip_experts/student.py)."""
+    from trainers.clip_experts.student import front_object_dataset
+
+    return front_object_dataset()
+
+
 SCENE_DATASETS = {f"scenes_{a}": functools.partial(load_scenes, a) for a in ("shape", "colour", "digit")}
 DATASETS = {"digits": load_digits, "digits16": load_digits16, "digits32": load_digits32, **SCENE_DATASETS,
-            "av_digits_audio": load_av_digits_audio}
+            "av_digits_audio": load_av_digits_audio, "scenes_front": load_scenes_front}
 
 
 def load_dataset(name: str) -> ImageDataset:
