@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
 import sys
 import time
 import traceback
@@ -67,6 +68,7 @@ def child(req: dict[str, Any]) -> dict[str, Any]:
             if rep:
                 samples.append(time.perf_counter() - t)
     ttft = float(np.median(ttfts[1:]))
+    out["load_average"] = list(os.getloadavg())  # 1, 5, 15 min after the loop: how shared the machine was
     lat = R.Latency.of(samples, keep_samples=False)
     out.update(status="ok", ttft_s=ttft, ttft_first_s=ttfts[0], prefill_tokens_per_s=req["prompt_len"] / ttft,
                decode_tokens_per_s=1.0 / float(np.median(samples)), latency=lat.to_dict(),
