@@ -31,7 +31,7 @@ from torch.nn import functional as F
 
 from models.errors import EdgeZooError
 from models.layers.quant import encode, lm_linear_names, rtn_quantize
-from models.openelm import Attention, rope
+from models.openelm import Attention
 
 INT4_GROUPS = (32, 64, 128, 256)  # group sizes the int4 CPU kernel accepts
 INNER_K_TILES = 8                 # the packing's K tiling
@@ -176,13 +176,37 @@ class GroupedQueryAttention(Attention):
         b, t, _ = x.shape
         qkv = self.qkv_proj(x).reshape(b, t, self.n_q + 2 * self.n_kv, self.d_head).transpose(1, 2)
         q, k, v = qkv.split([self.n_q, self.n_kv, self.n_kv], dim=1)
-        q, k = rope(self.q_norm(q), pos, self.base), rope(self.k_norm(k), pos, self.base)
+        cos, sin = self._rope_table(pos)
+        q, k = _rotate(self.q_norm(q), cos, sin), _rotate(self.k_norm(k), cos, sin)
         if past is not None:
-            k, v = torch.cat([past[0], k], 2), torch.cat([past[1], v], 2)
+            grown = _grow_in_place(past[0], k), _grow_in_place(past[1], v)
+            k, v = grown if grown[0] is not None and grown[1] is not None else (
+                torch.cat([past[0], k], 2), torch.cat([past[1], v], 2))
         g = self.n_q // self.n_kv  # query head h = j * g + i uses KV head j; row i * T + s of group j is (h, s)
-        out = F.scaled_dot_product_attention(q.reshape(b, self.n_kv, g * t, self.d_head), k, v,
-                                             attn_mask=mask.repeat(1, 1, g, 1), scale=1.0 / math.sqrt(self.d_head))
+        mask = mask.expand(-1, -1, g, -1) if t == 1 else mask.repeat(1, 1, g, 1)  # rows i * T + s read mask row s
+        out = F.scaled_dot_product_attention(q.reshape(b, self.n_kv, g * t, self.d_head), k, v, attn_mask=mask,
+                                             scale=1.0 / math.sqrt(self.d_head))
         return self.out_proj(out.reshape(b, self.n_q, t, self.d_head).transpose(1, 2).reshape(b, t, -1)), (k, v)
+
+
+    def _rope_table(self, pos: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """cos and sin of `rope`'s angles at `pos` (B, T) -> (B, 1, T, D), from a table grown on demand."""
+        need = int(pos.max()) + 1
+        table = getattr(self, "_rope", None)
+        if table is None or table[0].shape[0] < need:
+            n = max(need, 2 * (0 if table is None else table[0].shape[0]), 512)
+            inv = 1.0 / (self.base ** (torch.arange(0, self.d_head, 2, dtype=torch.float32) / self.d_head))
+            angles = torch.arange(n, dtype=torch.float32)[:, None] * inv
+            emb = torch.cat([angles, angles], -1)
+            table = (emb.cos(), emb.sin())
+            self._rope = table
+        return table[0][pos][:, None], table[1][pos][:, None]
+
+
+def _rotate(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """`models.openelm.rope` with precomputed cos and sin (fp32 x)."""
+    x1, x2 = x.chunk(2, -1)
+    return x * cos + torch.cat([-x2, x1], -1) * sin
 
 
 def _make(kind: str, weight: torch.Tensor, group: int, threads: int) -> nn.Module:
@@ -213,3 +237,120 @@ def runtime_copy(model: nn.Module, kind: str, group: int = 128, names: list[str]
     method = f"{kind}-asym-g{group} (packed, run time)" if kind != "bf16" else "bf16 (run time)"
     return out, {"method": method, "bits_per_weight": 8 * stored / max(total, 1), "size_bytes": stored,
                  "weights": total, "fp32_bytes": 4 * total}
+
+
+# --------------------------------------------------------------------------- in-place KV caches
+
+
+class GrowableKV:
+    """Per layer K and V in preallocated (B, H, capacity, D) tensors: `view(n)` is a slice (no copy) marked
+    `growable`, so `GroupedQueryAttention` writes a pass's new entries in place after it instead of concatenating
+    the whole cache; `write(pos, k, v)` copies entries in (a no-op for entries a pass already wrote here)."""
+
+    def __init__(self) -> None:
+        self.k: torch.Tensor | None = None
+        self.v: torch.Tensor | None = None
+
+    def ensure(self, like: torch.Tensor, length: int) -> None:
+        cap = 0 if self.k is None else self.k.shape[2]
+        if length <= cap:
+            return
+        b, h, _, d = like.shape
+        new_cap = max(length, 2 * cap, 256)
+        k, v = like.new_empty(b, h, new_cap, d), like.new_empty(b, h, new_cap, d)
+        if self.k is not None:
+            k[:, :, :cap], v[:, :, :cap] = self.k, self.v
+        self.k, self.v = k, v
+
+    def write(self, pos: int, k: torch.Tensor, v: torch.Tensor) -> None:
+        self.ensure(k, pos + k.shape[2])
+        for dst, src in ((self.k, k), (self.v, v)):
+            if src.data_ptr() != dst[:, :, pos:].data_ptr():  # not already in place
+                dst[:, :, pos:pos + src.shape[2]] = src
+
+    def view(self, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+        k, v = self.k[:, :, :n], self.v[:, :, :n]
+        k.growable = v.growable = True
+        return k, v
+
+
+def _grow_in_place(past: torch.Tensor, new: torch.Tensor) -> torch.Tensor | None:
+    """`past` extended by `new` along time inside its own storage, or None where it has no room."""
+    if not getattr(past, "growable", False):
+        return None
+    size = (*past.shape[:2], past.shape[2] + new.shape[2], past.shape[3])
+    last = past.storage_offset() + sum((s - 1) * st for s, st in zip(size, past.stride()))
+    if last >= past.untyped_storage().nbytes() // past.element_size() or past.stride()[3] != 1:
+        return None
+    out = past.as_strided(size, past.stride())
+    out[:, :, past.shape[2]:] = new
+    return out
+
+
+class InPlaceKVCache:
+    """The plain full-precision cache (models.generation.cache protocol) without per-step concatenation."""
+
+    def __init__(self) -> None:
+        self.layers: list[GrowableKV] = []
+        self.length = 0
+
+    def __len__(self) -> int:
+        return self.length
+
+    def view(self) -> list[tuple[torch.Tensor, torch.Tensor]] | None:
+        return [layer.view(self.length) for layer in self.layers] if self.length else None
+
+    def append(self, new: list[tuple[torch.Tensor, torch.Tensor]], n: int) -> None:
+        if not self.layers:
+            self.layers = [GrowableKV() for _ in new]
+        for layer, (k, v) in zip(self.layers, new):
+            layer.write(self.length, k[:, :, k.shape[2] - n:], v[:, :, v.shape[2] - n:])
+        self.length += n
+
+    def truncate(self, length: int) -> None:
+        self.length = min(self.length, length)
+
+
+class InPlaceHierarchicalKVCache:
+    """QuantSpec's hierarchical cache (models.kv_quant.HierarchicalKVCache: codes, flush rule, rollback) whose two
+    views, x4 and x8, are each kept dequantized in preallocated storage: store region = that view's dequantized
+    codes, buffer region = the same full-precision entries in both. `view(bits)` is then a slice, not a copy."""
+
+    def __init__(self, n_layers: int, group: int = 32, residual: int = 32) -> None:
+        from models.kv_quant import HierarchicalKVCache
+
+        self.codes = HierarchicalKVCache(n_layers, group, residual)
+        self.views = {bits: [GrowableKV() for _ in range(n_layers)] for bits in (4, 8)}
+
+    def __len__(self) -> int:
+        return len(self.codes)
+
+    def room(self) -> int:
+        return self.codes.room()
+
+    def view(self, bits: int = 8) -> list[tuple[torch.Tensor, torch.Tensor]] | None:
+        n = len(self)
+        return [layer.view(n) for layer in self.views[bits]] if n else None
+
+    def append(self, new: list[tuple[torch.Tensor, torch.Tensor]], n: int) -> None:
+        start = len(self)
+        self.codes.append(new, n)
+        for layers in self.views.values():
+            for layer, (k, v) in zip(layers, new):
+                layer.write(start, k[:, :, k.shape[2] - n:], v[:, :, v.shape[2] - n:])
+
+    def truncate(self, length: int) -> None:
+        self.codes.truncate(length)
+
+    def flush(self) -> int:
+        """The card's flush; the moved entries' store region is overwritten by each view's dequantized codes."""
+        from models.kv_quant import dequantize_keys, dequantize_values
+
+        start = self.codes.store_len
+        moved = self.codes.flush()
+        if moved:
+            for bits, layers in self.views.items():
+                for layer, codes in zip(layers, self.codes.layers):
+                    k, v = dequantize_keys(codes.keys[-1], bits), dequantize_values(codes.values[-1], bits)
+                    layer.write(start, k.to(layer.k.dtype), v.to(layer.v.dtype))
+        return moved

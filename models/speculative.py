@@ -175,8 +175,8 @@ def top2_gap(logits: torch.Tensor) -> float:
 class QuantViews:
     """QuantSpec: the draft reads x4, the verifier x8 of one hierarchical cache."""
 
-    def __init__(self, n_layers: int, group: int, residual: int) -> None:
-        self.cache = HierarchicalKVCache(n_layers, group, residual)
+    def __init__(self, n_layers: int, group: int, residual: int, cache=HierarchicalKVCache) -> None:
+        self.cache = cache(n_layers, group, residual)
 
     def __len__(self) -> int:
         return len(self.cache)
@@ -285,7 +285,15 @@ class QuantSpecDecoder:
     def _views(self):
         if self.draft_kv == "sparse":
             return SparseViews(self.sink, self.recent)
-        return QuantViews(len(self.model.transformer.layers), self.kv_group, self.residual)
+        return QuantViews(len(self.model.transformer.layers), self.kv_group, self.residual, self._cache_types()[0])
+
+    def _cache_types(self) -> tuple[type, type]:
+        """(hierarchical cache, plain cache): the packed runtime keeps both in preallocated storage."""
+        if self.runtime == "fake":
+            return HierarchicalKVCache, FpKVCache
+        from models.packed_runtime import InPlaceHierarchicalKVCache, InPlaceKVCache
+
+        return InPlaceHierarchicalKVCache, InPlaceKVCache
 
     @staticmethod
     def _pass(net: OpenELM, tokens: list[int], views, draft: bool) -> torch.Tensor:
@@ -382,13 +390,14 @@ class QuantSpecDecoder:
     @torch.no_grad()
     def plain_stream(self, prompt: Sequence[int], max_new_tokens: int, temperature: float = 0.0, top_k: int = 0,
                      top_p: float = 1.0, seed: int | None = None) -> Iterator[SpecEvent]:
-        """The no-speculation baseline: the fp32 model with a plain fp32 KV cache, one token per event."""
+        """The no-speculation baseline: the verifier's network (fp32, or bf16 packed weights) with a plain fp32 KV
+        cache, one token per event."""
         gen = _generator(seed)
         prompt = list(prompt)
         if not prompt:
             raise EdgeZooError("empty prompt", "give at least one byte of prompt")
         stats, t0 = SpecStats(), time.perf_counter()
-        step = cached_step(self.model, FpKVCache())
+        step = cached_step(self.model, self._cache_types()[1]())
         if len(prompt) > 1:
             step(torch.tensor([prompt[:-1]]))
         stats.prefill_seconds = time.perf_counter() - t0

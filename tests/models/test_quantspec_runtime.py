@@ -89,3 +89,30 @@ def test_runtime_copy_leaves_the_model_alone(model: OpenELM) -> None:
 def test_bad_runtime_settings_fail_cleanly(model: OpenELM, kwargs: dict, match: str) -> None:
     with pytest.raises(EdgeZooError, match=match):
         QuantSpecDecoder(model, **kwargs)
+
+
+def test_in_place_caches_hold_what_the_concatenating_ones_do(model: OpenELM, monkeypatch) -> None:
+    """Same passes through the in-place hierarchical cache and models.kv_quant's: equal x4 and x8 views after
+    appends, rollbacks and flushes, and the runtime's attention grew the cache in place instead of concatenating."""
+    from models import packed_runtime as PR
+    from models.kv_quant import HierarchicalKVCache
+
+    grown = []
+    real = PR._grow_in_place
+    monkeypatch.setattr(PR, "_grow_in_place", lambda past, new: grown.append(real(past, new)) or grown[-1])
+    packed, _ = runtime_copy(model, "bf16")
+    caches = PR.InPlaceHierarchicalKVCache(2, 8, 8), HierarchicalKVCache(2, 8, 8)
+    tokens = torch.randint(0, 256, (1, 60), generator=torch.Generator().manual_seed(0))
+    i = 0
+    with torch.no_grad():
+        for n, keep in ((9, 9), (1, 1), (5, 2), (20, 20), (4, 1), (3, 3)):
+            for cache in caches:
+                _, new = packed.forward_cached(tokens[:, i:i + n], cache.view(8 if n > 1 else 4))
+                cache.append(new, n)
+                cache.truncate(i + keep)
+                cache.flush()
+            i += keep
+            for bits in (4, 8):
+                for (a, b), (c, d) in zip(caches[0].view(bits), caches[1].view(bits)):
+                    assert torch.equal(a, c) and torch.equal(b, d), (i, bits)
+    assert caches[0].codes.store_len > 0 and any(g is not None for g in grown)
