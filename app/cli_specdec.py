@@ -18,6 +18,8 @@ KV_GROUP = typer.Option(32, "--kv-group", callback=int_at_least(2, 8), help="G: 
 RESIDUAL = typer.Option(32, "--residual", callback=int_at_least(1, 32), help="R: full-precision buffer length "
                         "(multiple of G)")
 THREADS = typer.Option(1, "--threads", "-t", callback=int_at_least(1), max=256)  # 10^6 threads crash torch
+RUNTIME = typer.Option("fake", "--runtime", help="fake: fp32 verifier + fake-quantized draft (same cost per pass); "
+                       "int4: bf16 verifier + packed 4-bit MatMulNBits draft, in-place KV caches")
 
 
 def _ints(text: str, what: str) -> list[int]:
@@ -53,7 +55,7 @@ def bench(ckpt: Path = typer.Argument(..., help="LM checkpoint folder"),
           tokens: int = typer.Option(64, "--tokens", callback=int_at_least(1), help="new tokens per prompt"),
           prompts: int = typer.Option(3, "--prompts", callback=int_at_least(1), help="prompts per context"),
           modes: str = typer.Option("greedy", "--modes", help="greedy and/or sample (T = 1)"),
-          threads: int = THREADS, kv_group: int = KV_GROUP, residual: int = RESIDUAL,
+          threads: int = THREADS, kv_group: int = KV_GROUP, residual: int = RESIDUAL, runtime: str = RUNTIME,
           workspace: Optional[Path] = WorkspaceOpt) -> None:
     """Acceptance, verifier passes per token and decode tokens/s vs plain decoding; one store record per
     (gamma, context, mode)."""
@@ -64,7 +66,7 @@ def bench(ckpt: Path = typer.Argument(..., help="LM checkpoint folder"),
         ws = Workspace.resolve(workspace)
         records = measure_specdec(ckpt, _ints(gammas, "gammas"), _ints(contexts, "contexts"), tokens, prompts,
                                   [m.strip() for m in modes.split(",")], threads, kv_group, residual,
-                                  log=lambda s: typer.echo(s, err=True))
+                                  log=lambda s: typer.echo(s, err=True), runtime=runtime)
         store = ws.store()  # opened once the inputs proved good: a bad command leaves no store behind
     except EdgeZooError as e:
         _fail(e)
@@ -85,7 +87,7 @@ def generate(ckpt: Path = typer.Argument(..., help="LM checkpoint folder (byte v
              top_k: int = typer.Option(0, "--top-k", callback=int_at_least(0), help="0 = off"),
              top_p: float = typer.Option(1.0, "--top-p", callback=finite_float(0.0, 1.0, strict_low=True, example=0.9)),
              seed: int = typer.Option(0, "--seed", min=0, max=2**63 - 1), threads: int = THREADS,
-             kv_group: int = KV_GROUP, residual: int = RESIDUAL) -> None:
+             kv_group: int = KV_GROUP, residual: int = RESIDUAL, runtime: str = RUNTIME) -> None:
     """Generate with self-speculation: green = accepted draft, red = verifier correction, blue = bonus."""
     from rich.console import Console
     from rich.text import Text
@@ -95,15 +97,16 @@ def generate(ckpt: Path = typer.Argument(..., help="LM checkpoint folder (byte v
     from models.checkpoint import load_lm
     from models.generation.prompt import byte_prompt
     from models.generation.sampling import check_temperature
-    from models.speculative import QuantSpecDecoder
+    from profiles.specdec_measure import check_runtime, decoder
 
     old = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
         check_temperature(temperature)
+        check_runtime(runtime)
         model, card = load_lm(ckpt)
         ids = byte_prompt(model.args, prompt, tokens, card.get("tokenizer"))
-        dec = QuantSpecDecoder(model, kv_group=kv_group, residual=residual)
+        dec = decoder(model, kv_group, residual, runtime)
         gamma = min(gamma, tokens)  # no step drafts more than is left to generate
         events = list(dec.stream(ids, tokens, gamma, temperature, top_k, top_p, seed))
     except EdgeZooError as e:

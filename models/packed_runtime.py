@@ -209,6 +209,14 @@ def _rotate(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tens
     return x * cos + torch.cat([-x2, x1], -1) * sin
 
 
+def int4_group(model: nn.Module, preferred: int = 128) -> int:
+    """The largest int4 group size up to `preferred` that divides every block linear's input width (32 at least:
+    the kernels' smallest group; a model it does not divide is refused when the draft is built)."""
+    widths = [model.get_submodule(n).in_features for n in lm_linear_names(model)]
+    return next((g for g in sorted(INT4_GROUPS, reverse=True) if g <= preferred and all(w % g == 0 for w in widths)),
+                INT4_GROUPS[0])
+
+
 def _make(kind: str, weight: torch.Tensor, group: int, threads: int) -> nn.Module:
     if kind == "int4":
         return OrtInt4Linear(weight, group, threads)

@@ -2,9 +2,11 @@
 decoding beside plain fp32 decoding on the same prompts, turned into store records (the LM record shape of
 profiles/lm_measure.py: one record per (gamma, context length, mode)).
 
-Runs in-process on the torch model (the decode loop is host code). On CPU a draft pass costs about as much as a
-verifier pass (fake-quantized weights are still fp32, and a small model is overhead-bound), so c ~ 1 and the
-measured speed-up is expected below 1 here: the paper's gain is bandwidth-bound decoding at 32k+ tokens on GPU.
+Runs in-process on the torch model (the decode loop is host code). With the default runtime ("fake") a draft pass
+costs about as much as a verifier pass (fake-quantized weights are still fp32, and a small model is overhead-bound),
+so c ~ 1 and the measured speed-up is below 1. Runtime "int4" runs the weights packed (bf16 verifier, 4-bit
+MatMulNBits draft, KV caches grown in place): on a bandwidth-bound model (trainers/quantspec/configs/
+quantspec_bandwidth.yaml, 43M parameters) the draft is then really cheaper than the verifier.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ from models.speculative import QuantSpecDecoder, SpecEvent, SpecStats, analytic_
 from profiles.stats import summarize
 
 COMPRESSION = "quantspec-w4kv4/8"
+RUNTIMES = {"fake": "fp32 verifier, fake-quantized fp32 draft",
+            "int4": "bf16 verifier (oneDNN), 4-bit MatMulNBits draft (models/packed_runtime.py)"}
 MODES = {"greedy": 0.0, "sample": 1.0}  # mode -> temperature
 MAX_PROMPTS = 1000  # per context; each is decoded twice (speculative and plain)
 
@@ -82,14 +86,23 @@ def compare_speed(dec: QuantSpecDecoder, prompts: list[list[int]], new_tokens: i
             "analytic_speedup": analytic_speedup(alpha, gamma, s["cost_ratio"]) if not math.isnan(alpha) else math.nan}
 
 
+def decoder(model, kv_group: int = 32, residual: int = 32, runtime: str = "fake") -> QuantSpecDecoder:
+    """The benchmark's decoder: 4-bit draft weights in groups of 32, or for the int4 runtime the largest group
+    up to 128 that the model's widths allow."""
+    from models.packed_runtime import int4_group
+
+    group = int4_group(model) if runtime == "int4" else 32
+    return QuantSpecDecoder(model, kv_group=kv_group, residual=residual, runtime=runtime, weight_group=group)
+
+
 def bench(model, gammas: list[int], contexts: list[int], new_tokens: int = 64, n_prompts: int = 3,
           modes: Sequence[str] = ("greedy",), kv_group: int = 32, residual: int = 32, threads: int = 1,
-          log=lambda s: None) -> list[dict[str, Any]]:
+          log=lambda s: None, runtime: str = "fake") -> list[dict[str, Any]]:
     """One row per (gamma, context, mode) with the speculative and plain figures."""
     old = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
-        dec = QuantSpecDecoder(model, kv_group=kv_group, residual=residual)
+        dec = decoder(model, kv_group, residual, runtime)
         rows = []
         for ctx in contexts:
             prompts = val_prompts(n_prompts, ctx)
@@ -98,7 +111,7 @@ def bench(model, gammas: list[int], contexts: list[int], new_tokens: int = 64, n
                     t0 = time.perf_counter()
                     r = compare_speed(dec, prompts, new_tokens, g, MODES[mode])
                     rows.append({"gamma": g, "context": ctx, "mode": mode, "new_tokens": new_tokens,
-                                 "prompts": n_prompts, "kv_bytes": dec.kv_cache_bytes(ctx + new_tokens),
+                                 "runtime": runtime, "prompts": n_prompts, "kv_bytes": dec.kv_cache_bytes(ctx + new_tokens),
                                  "weight_bits": dec.weight_report["bits_per_weight"],
                                  "seconds": time.perf_counter() - t0, **r})
                     log(f"gamma {g} ctx {ctx} {mode}: acceptance {r['spec']['acceptance_rate']:.3f}, "
@@ -123,19 +136,34 @@ def to_record(row: dict[str, Any], checkpoint: str | None, threads: int) -> dict
                "kv_cache_context": row["context"] + row["new_tokens"], "seconds": row["seconds"]}
     record = R.Record(
         model="openelm", paper="quantspec", runtime="torch", runtime_version=torch.__version__, threads=threads,
-        artifact=R.Artifact(format="torch", compression=COMPRESSION, bits_per_weight=row["weight_bits"],
+        artifact=R.Artifact(format="torch", compression=COMPRESSION + _runtime_suffix(row), bits_per_weight=row["weight_bits"],
                             checkpoint=checkpoint, nulls=frozenset({"checkpoint"})),
-        scenario=R.Scenario("lm-specdec", extra={k: row[k] for k in ("gamma", "context", "mode", "new_tokens",
-                                                                     "prompts")}),
+        scenario=R.Scenario("lm-specdec", extra={**{k: row[k] for k in ("gamma", "context", "mode", "new_tokens",
+                                                                        "prompts")},
+                                                 "runtime": row.get("runtime", "fake")}),
         latency=R.Latency.from_dict(row["latency"]), extra=figures)
     return record.to_dict()
 
 
+def _runtime_suffix(row: dict[str, Any]) -> str:
+    runtime = row.get("runtime", "fake")
+    return "" if runtime == "fake" else f"-{runtime}"
+
+
+def check_runtime(runtime: str) -> None:
+    from models.errors import EdgeZooError
+
+    if runtime not in RUNTIMES:
+        raise EdgeZooError(f"unknown runtime {runtime!r}", f"pass --runtime with one of: {', '.join(RUNTIMES)}")
+
+
 def check_settings(gammas: Sequence[int], contexts: Sequence[int], new_tokens: int, n_prompts: int,
-                   modes: Sequence[str], threads: int, kv_group: int, residual: int) -> None:
+                   modes: Sequence[str], threads: int, kv_group: int, residual: int, runtime: str = "fake") -> None:
     """The benchmark's own inputs, before any model is loaded."""
     from models.errors import EdgeZooError
     from models.kv_quant import HierarchicalKVCache
+
+    check_runtime(runtime)
 
     bad = [m for m in modes if m not in MODES]
     if bad or not modes:
@@ -176,12 +204,12 @@ def check_model_fits(args, contexts: Sequence[int], new_tokens: int, tokenizer: 
 
 def measure_specdec(ckpt: Path, gammas: list[int], contexts: list[int], new_tokens: int = 64, n_prompts: int = 3,
                     modes: Sequence[str] = ("greedy",), threads: int = 1, kv_group: int = 32, residual: int = 32,
-                    log=lambda s: None) -> list[dict[str, Any]]:
+                    log=lambda s: None, runtime: str = "fake") -> list[dict[str, Any]]:
     """Load an LM checkpoint and benchmark it; returns records for profiles.store.Store.add."""
     from models import checkpoint
 
-    check_settings(gammas, contexts, new_tokens, n_prompts, modes, threads, kv_group, residual)
+    check_settings(gammas, contexts, new_tokens, n_prompts, modes, threads, kv_group, residual, runtime)
     model, card = checkpoint.load_lm(Path(ckpt))
     check_model_fits(model.args, contexts, new_tokens, card.get("tokenizer"))
-    rows = bench(model, gammas, contexts, new_tokens, n_prompts, modes, kv_group, residual, threads, log)
+    rows = bench(model, gammas, contexts, new_tokens, n_prompts, modes, kv_group, residual, threads, log, runtime)
     return [to_record(r, str(ckpt), threads) for r in rows]
