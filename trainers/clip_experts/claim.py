@@ -33,7 +33,7 @@ QUICK = {"student_scenes": 512, "epochs": 2, "expert_epochs": 5}
 
 
 def _settings(quick: bool) -> dict[str, Any]:
-    return dict(QUICK) if quick else {"student_scenes": 8000, "epochs": 6, "expert_epochs": 20}
+    return dict(QUICK) if quick else dataclasses.asdict(CLIPExpertsRecipe()) | {"name": "claim"}
 
 
 def run_seed(seed: int, settings: dict[str, Any]) -> dict[str, dict[str, float]]:
