@@ -160,3 +160,17 @@ def test_quick_claim_runs_and_is_labelled() -> None:
     assert {"raw", "png", "tiff", "jpeg", "raw_permute", "raw_shuffle", "raw_reverse", "pixel_vit"} <= set(
         result.measured)
     assert result.measured["jpeg_logit_diff_masked"]["mean"] <= 1e-5
+
+
+def test_classify_bytes_command_runs_the_artifact(onnx_artifact, tmp_path, capsys) -> None:
+    """`edgezoo classify-bytes` feeds a JPEG file's bytes to the exported graph: the class torch gives the file."""
+    from tests.app.cli_harness import invoke
+    from trainers.data import load_digits32
+
+    data = encode(to_uint8(load_digits32().test.x[:1])[0], "jpeg")
+    (tmp_path / "d.jpg").write_bytes(data)
+    res = invoke(["classify-bytes", str(onnx_artifact.path), str(tmp_path / "d.jpg"), "--json"], capsys)
+    with torch.no_grad():
+        want = int(tiny()(torch.from_numpy(pad([data]))).argmax())
+    row = __import__("json").loads(res.out.strip().splitlines()[-1])
+    assert res.code == 0 and row["class"] == want and row["bytes"] == len(data)

@@ -5,7 +5,7 @@ profiled on held-out JPEG files; the file encoding stays outside the model (the 
 from trainers.adapters import recipe_module_trainer
 from trainers.papers import Deployable, Paper, lazy
 
-EXPORTS = {"onnx": ("none", "fp16", "int8"), "mlx": ("none", "fp16", "int8"), "coreml": ("none", "fp16", "int8")}
+EXPORTS = {"onnx": ("fp16", "int8", "int4"), "mlx": ("fp16", "int8", "int4"), "coreml": ("fp16", "int8", "int4")}
 
 PAPER = Paper(
     key="byteformer", card="card.md",
