@@ -5,7 +5,8 @@ bf16 verifier (oneDNN), the hierarchical KV cache kept (x4 draft view, x8 verify
 Printed, never asserted on time: (1) the block linears of one pass under each kernel at M = 1 and M = gamma + 1
 rows, against fp32; (2) per context, plain decoding of the same bf16 model and speculative decoding, alternated
 prompt by prompt in one process (load drift hits both alike), with tokens/s, their ratio, acceptance, per-token
-alpha, c = draft pass / verify pass time (measured), and the card's ideal speed-up at that alpha and c.
+alpha, c = draft pass / verify pass time (measured), and the card's ideal speed-up at that alpha and c; the
+"fake" row is the fp32 path (fake-quantized draft, fp32 verifier and plain decoding) on the same model.
 Asserted: speculative greedy output equals the verifier view's own greedy output on one prompt.
 Run: `python -m tests.benchmarks.test_quantspec_bandwidth` (JSON to $EDGEZOO_BENCH_OUT, default /tmp)."""
 
@@ -26,6 +27,7 @@ pytestmark = pytest.mark.benchmark
 RECIPE = Path(__file__).resolve().parents[2] / "trainers/quantspec/configs/quantspec_bandwidth.yaml"
 GAMMA = 4
 CONTEXTS = (256, 1024)
+RUNS = tuple(("int4", c) for c in CONTEXTS) + (("fake", CONTEXTS[-1]),)  # fake: fp32 + fake-quantized draft
 NEW_TOKENS = 64
 PROMPTS = 3
 WEIGHT_GROUP = 128  # what profiles.specdec_measure.decoder picks for this model (models.packed_runtime.int4_group)
@@ -89,13 +91,13 @@ def speed_table(model: torch.nn.Module) -> list[dict[str, Any]]:
     from models.speculative import analytic_speedup
     from profiles.specdec_measure import compare_speed, decoder, val_prompts
 
-    dec = decoder(model, KV_GROUP, RESIDUAL, "int4")
+    decoders = {rt: decoder(model, KV_GROUP, RESIDUAL, rt) for rt in dict(RUNS)}
     rows = []
-    for ctx in CONTEXTS:
-        load0 = os.getloadavg()[0]
+    for runtime, ctx in RUNS:
+        dec, load0 = decoders[runtime], os.getloadavg()[0]
         r = compare_speed(dec, val_prompts(PROMPTS, ctx), NEW_TOKENS, GAMMA)
         s, p = r["spec"], r["plain"]
-        rows.append({"context": ctx, "gamma": GAMMA, "new_tokens": NEW_TOKENS, "prompts": PROMPTS,
+        rows.append({"runtime": runtime, "context": ctx, "gamma": GAMMA, "new_tokens": NEW_TOKENS, "prompts": PROMPTS,
                      "plain_tok_s": p["decode_tokens_per_s"], "spec_tok_s": s["decode_tokens_per_s"],
                      "ratio": r["speedup_vs_plain"], "acceptance": s["acceptance_rate"],
                      "alpha": s["token_acceptance"], "c": s["cost_ratio"],
@@ -127,10 +129,10 @@ def report(model: torch.nn.Module, info: dict[str, Any]) -> dict[str, Any]:
     print(f"{'rows':>4} {'kernel':<24} {'us/pass':>9} {'fp32/kernel':>11}")
     for k in out["kernels"]:
         print(f"{k['rows']:>4} {k['kernel']:<24} {k['us_per_pass']:>9.0f} {k['vs_fp32']:>11.2f}")
-    print(f"{'ctx':>5} {'plain tok/s':>11} {'spec tok/s':>10} {'ratio':>6} {'accept':>6} {'alpha':>6} {'c':>5} "
+    print(f"{'runtime':<8} {'ctx':>5} {'plain tok/s':>11} {'spec tok/s':>10} {'ratio':>6} {'accept':>6} {'alpha':>6} {'c':>5} "
           f"{'ideal':>6} {'draft ms':>8} {'verify ms':>9} {'plain ms':>8} load")
     for r in out["speed"]:
-        print(f"{r['context']:>5} {r['plain_tok_s']:>11.2f} {r['spec_tok_s']:>10.2f} {r['ratio']:>6.2f} "
+        print(f"{r['runtime']:<8} {r['context']:>5} {r['plain_tok_s']:>11.2f} {r['spec_tok_s']:>10.2f} {r['ratio']:>6.2f} "
               f"{r['acceptance']:>6.3f} {r['alpha']:>6.3f} {r['c']:>5.3f} {r['ideal']:>6.2f} {r['draft_ms']:>8.1f} "
               f"{r['verify_ms']:>9.1f} {r['plain_ms']:>8.1f} {r['load_avg_1m'][0]:.1f}-{r['load_avg_1m'][1]:.1f}")
     path = Path(os.environ.get("EDGEZOO_BENCH_OUT", "/tmp")) / "quantspec_bandwidth.json"
