@@ -34,7 +34,7 @@ def scenario() -> Any:
     """Fewer, longer calls than the small models' loop: a 224x224 ConvMixer takes a good fraction of a second."""
     from profiles.measure import Scenario
 
-    return Scenario(warmup=3, min_iters=20, min_seconds=1.0, max_seconds=15.0)
+    return Scenario(warmup=2, min_iters=10, min_seconds=1.0, max_seconds=15.0)
 
 
 def has_deploy(name: str) -> bool:
