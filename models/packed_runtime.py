@@ -141,7 +141,7 @@ class OrtInt4Linear(nn.Module):
         per_row = self.in_features // self.group  # fp32 scales, zero points two per byte
         return self.out_features * (self.in_features // 2 + 4 * per_row + -(-per_row // 2))
 
-    def __deepcopy__(self, memo: dict) -> "OrtInt4Linear":
+    def __deepcopy__(self, memo: dict) -> OrtInt4Linear:
         return self  # the session is immutable: copies of a model share it
 
 

@@ -11,7 +11,8 @@ from torch.nn import functional as F
 from models.errors import EdgeZooError
 from models.layers.quant import rtn_quantize
 from models.openelm import Attention, ModelArgs, OpenELM, build_mask
-from models.packed_runtime import GroupedQueryAttention, Int4Linear, OrtInt4Linear, runtime_copy, zero_point_int4
+from models.packed_runtime import (GroupedQueryAttention, Int4Linear, OrtInt4Linear, runtime_copy,
+                                   zero_point_int4)
 from models.speculative import QuantSpecDecoder
 from tests.models.test_speculative import _one_thread  # noqa: F401 (autouse: one thread per test)
 
