@@ -123,7 +123,9 @@ def test_quick_claim_is_labelled(capsys) -> None:
         assert key in result.measured, key
 
 
-def test_dashboard_figures_from_cards_and_records() -> None:
+def test_dashboard_figures_from_cards_and_records(tmp_path) -> None:
+    import json
+
     import pandas as pd
 
     from trainers.catlip.dashboard import artifact_figure, probe_figure, probe_table
@@ -134,10 +136,16 @@ def test_dashboard_figures_from_cards_and_records() -> None:
     table = probe_table(found)
     assert list(table["arm"]) == ["catlip", "clip"] and list(table["probe colour"]) == [0.6, 0.9]
     assert [list(t.y) for t in probe_figure(table).data] == [[0.7, 0.6, 0.5], [0.7, 0.9, 0.5]]
-    records = pd.DataFrame([
-        {"id": i, "artifact.checkpoint": ck, "artifact.format": "onnx", "artifact.compression": c, "accuracy.value": v}
-        for i, (ck, c, v) in enumerate([("/zoo/catlip", "int8", 0.58), ("/zoo/catlip", "int8", 0.59),
-                                        ("/zoo/catlip", "int4", 0.55), ("/zoo/catlip_clip", "fp16", 0.7)])])
+    rows = []
+    for i, (ck, c, v) in enumerate([("catlip", "int8", 0.58), ("catlip", "int8", 0.59), ("catlip", "int4", 0.55),
+                                    ("catlip_clip", "fp16", 0.7), ("gone", "fp16", 0.1)]):
+        art = tmp_path / f"art{i}"
+        art.mkdir()
+        if ck != "gone":  # an artifact folder deleted since: skipped
+            (art / "manifest.json").write_text(json.dumps({"checkpoint": f"/zoo/{ck}"}))
+        rows.append({"id": i, "artifact.path": str(art), "artifact.format": "onnx", "artifact.compression": c,
+                     "accuracy.value": v})
+    records = pd.DataFrame(rows)
     fig = artifact_figure(records)
     assert {t.name: list(t.y) for t in fig.data} == {"catlip": [0.59, 0.55], "catlip_clip": [0.7]}
     assert artifact_figure(pd.DataFrame()) is None

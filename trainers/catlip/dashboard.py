@@ -4,6 +4,7 @@ the measured probe accuracy of every exported artifact per format and compressio
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -38,17 +39,26 @@ def probe_figure(table: pd.DataFrame) -> go.Figure:
     return fig
 
 
+def checkpoint_name(artifact_path: object) -> str | None:
+    """The name of the checkpoint an artifact folder was exported from (its manifest), None when unreadable."""
+    try:
+        ckpt = json.loads((Path(str(artifact_path)) / "manifest.json").read_text()).get("checkpoint")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return Path(ckpt).name if ckpt else None
+
+
 def artifact_figure(records: pd.DataFrame) -> go.Figure | None:
     """Probe accuracy of each exported artifact (newest record per checkpoint, format and compression)."""
-    needed = ("artifact.checkpoint", "artifact.format", "artifact.compression", "accuracy.value")
+    needed = ("artifact.path", "artifact.format", "artifact.compression", "accuracy.value")
     if records.empty or any(c not in records for c in needed):
         return None
-    df = records.dropna(subset=["accuracy.value"]).assign(
-        checkpoint=records["artifact.checkpoint"].map(lambda p: Path(str(p)).name))
+    df = records.dropna(subset=["accuracy.value"])
+    df = df.assign(checkpoint=df["artifact.path"].map(checkpoint_name)).dropna(subset=["checkpoint"])
     if df.empty:
         return None
-    sort = ["id"] if "id" in df else []
-    df = df.sort_values(sort).groupby(["checkpoint", "artifact.format", "artifact.compression"]).tail(1)
+    df = df.sort_values(["id"] if "id" in df else []).groupby(
+        ["checkpoint", "artifact.format", "artifact.compression"]).tail(1)
     fig = go.Figure()
     for name, part in df.groupby("checkpoint"):
         fig.add_trace(go.Bar(x=part["artifact.format"] + " " + part["artifact.compression"],
