@@ -80,7 +80,34 @@ def _concrete(model: Any) -> Any:
             if not d.HasField("dim_value"):
                 d.dim_value = 1
     _topological(model.graph)
-    return onnx.shape_inference.infer_shapes(model, data_prop=True)
+    model = onnx.shape_inference.infer_shapes(model, data_prop=True)
+    for _ in range(8):  # ops onnx cannot infer (GroupNormalization at opset 21) keep their input's shape
+        if not _carry_shapes(model):
+            break
+        model = onnx.shape_inference.infer_shapes(model, data_prop=True)
+    return model
+
+
+SAME_SHAPE = ("GroupNormalization", "InstanceNormalization", "LayerNormalization", "BatchNormalization") + ACT
+
+
+def _carry_shapes(model: Any) -> bool:
+    """Give each output of a shape-preserving op that inference left unknown its first input's shape and type;
+    True when any was added (inference then continues from there)."""
+    from onnx import helper
+
+    known = {vi.name: vi for vi in [*model.graph.input, *model.graph.value_info, *model.graph.output]
+             if vi.type.tensor_type.HasField("shape")}
+    added = False
+    for node in model.graph.node:
+        src = known.get(node.input[0]) if node.input else None
+        if node.op_type in SAME_SHAPE and src is not None and node.output and node.output[0] not in known:
+            t = src.type.tensor_type
+            vi = helper.make_tensor_value_info(node.output[0], t.elem_type, [d.dim_value for d in t.shape.dim])
+            model.graph.value_info.append(vi)
+            known[node.output[0]] = vi
+            added = True
+    return added
 
 
 def _topological(graph: Any) -> None:

@@ -63,6 +63,17 @@ def test_graph_reader_orders_nodes_and_reads_fp16(tmp_path: Path) -> None:
     assert conv.bytes == 2 * (3 * 8 * 8 + 4 * 27 + 4 * 8 * 8)
 
 
+def test_shapes_carry_through_ops_inference_does_not_know(tmp_path: Path) -> None:
+    nodes = [helper.make_node("GroupNormalization", ["input", "g", "b"], ["n"], num_groups=2),
+             helper.make_node("Conv", ["n", "w"], ["out"])]
+    graph = helper.make_graph(nodes, "gn", [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 4, 6, 6])],
+                              [helper.make_tensor_value_info("out", TensorProto.FLOAT, None)],
+                              [_init("g", (4,)), _init("b", (4,)), _init("w", (8, 4, 3, 3))])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 21)]), str(tmp_path / "gn.onnx"))
+    conv = next(op for op in LM.read_graph(tmp_path / "gn.onnx").ops if op.op_type == "Conv")
+    assert conv.flops == 2 * (8 * 4 * 4) * (4 * 3 * 3)  # the conv after GroupNormalization still has its shapes
+
+
 def test_integer_and_qdq_kernels_count_as_int8(tmp_path: Path) -> None:
     nodes = [helper.make_node("QuantizeLinear", ["input", "s", "z"], ["q"]),
              helper.make_node("DequantizeLinear", ["q", "s", "z"], ["dq"]),
