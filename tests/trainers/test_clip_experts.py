@@ -72,6 +72,10 @@ def test_pseudo_labels_ignore_unconfident_pixels() -> None:
     assert labels.seg[0, 0, 0] == 1 and labels.valid[0, 0, 0]
     assert labels.seg[0, 1, 1] == E.IGNORE and not labels.valid[0, 1, 1]
     assert labels.coverage() == pytest.approx(0.25)
+    truth = np.zeros((3, 2, 2), np.int64)
+    truth[:, 0, 0] = 1
+    quality = E.expert_quality(labels, truth, np.ones((3, 2, 2), np.float32))
+    assert quality["pseudo_miou"] == 1.0 and quality["pseudo_depth_spearman"] == 0.0  # one confident depth: 0
 
 
 def test_depth_loss_is_scale_and_shift_invariant_unlike_an_absolute_loss() -> None:

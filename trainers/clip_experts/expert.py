@@ -136,11 +136,13 @@ def miou(conf: np.ndarray) -> float:
 
 def expert_quality(labels: PseudoLabels, true_masks: np.ndarray, true_depth: np.ndarray) -> dict[str, float]:
     """How good the pseudo-labels are on the student set (known here because the scenes are procedural; the student
-    never sees this): mIoU of the confident pixels, their coverage, and the depth proxy's rank correlation."""
+    never sees this): mIoU of the confident pixels, their coverage, and the depth proxy's rank correlation with
+    the true depth there."""
     from scipy.stats import spearmanr
 
     v = labels.valid
     if not v.any():
         return {"pseudo_miou": 0.0, "pseudo_coverage": 0.0, "pseudo_depth_spearman": 0.0}
+    flat = np.ptp(labels.depth[v]) == 0  # only one depth among the confident pixels (e.g. background only): 0
     return {"pseudo_miou": miou(confusion(labels.seg[v], true_masks[v])), "pseudo_coverage": labels.coverage(),
-            "pseudo_depth_spearman": float(spearmanr(labels.depth[v], true_depth[v]).statistic)}
+            "pseudo_depth_spearman": 0.0 if flat else float(spearmanr(labels.depth[v], true_depth[v]).statistic)}

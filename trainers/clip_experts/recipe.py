@@ -42,8 +42,9 @@ N_EXAMPLES = 4
 RANGES: dict[str, tuple[float | None, float | None, bool, Any]] = {
     "noise": (0.0, 1.0, False, 0.1), "threshold": (0.0, 1.0, False, 0.7), "seg_weight": (0.0, 100.0, False, 1.0),
     "depth_weight": (0.0, 100.0, False, 1.0), "student_scenes": (2, 100_000, False, 8000),
-    "expert_scenes": (1, 10_000, False, 300), "expert_epochs": (1, 1000, False, 20),
-    "expert_width": (1, 256, False, 8), "embed_dim": (1, 4096, False, 64), "epochs": (1, 1000, False, 8),
+    "expert_scenes": (1, 10_000, False, 300), "expert_epochs": (1, 1000, False, 30),
+    "expert_batch_size": (1, 10_000, False, 32),
+    "expert_width": (1, 256, False, 8), "embed_dim": (1, 4096, False, 64), "epochs": (1, 1000, False, 4),
     "batch_size": (2, 100_000, False, 256), "lr": (0.0, 1.0, True, 0.003), "weight_decay": (0.0, 1.0, False, 1e-4),
     "threads": (1, 256, False, 1),
 }
@@ -60,6 +61,7 @@ class CLIPExpertsRecipe:
     student_scenes: int = 8000
     expert_scenes: int = 300
     expert_epochs: int = 30
+    expert_batch_size: int = 32
     expert_width: int = 8            # U-Net channels at full resolution
     channels: list[int] = field(default_factory=lambda: [32, 48, 64, 96])   # ~98k-parameter scene encoder
     embed_dim: int = 64
@@ -76,7 +78,8 @@ class CLIPExpertsRecipe:
                                seg_weight=self.seg_weight, depth_weight=self.depth_weight)
 
     def expert(self) -> E.ExpertConfig:
-        return E.ExpertConfig(width=self.expert_width, epochs=self.expert_epochs, threshold=self.threshold)
+        return E.ExpertConfig(width=self.expert_width, epochs=self.expert_epochs, batch_size=self.expert_batch_size,
+                              threshold=self.threshold)
 
 
 def recipe_from_dict(data: dict[str, Any], where: str = "clip_experts recipe") -> CLIPExpertsRecipe:
