@@ -29,6 +29,7 @@ MODEL = {"dim": 32, "heads": 4, "depth": 4, "ffn_dim": 128, "kernel": 16, "windo
 FULL = {"epochs": 5, "batch_size": 64, "lr": 0.002, "weight_decay": 0.05, "model_args": MODEL}
 QUICK = {**FULL, "epochs": 1, "model_args": {**MODEL, "dim": 16, "heads": 2, "ffn_dim": 32, "depth": 2,
                                             "merges": [True, False]}}
+CARD_EPOCHS = 20  # the pixel control's schedule (cached_pixel_control)
 KEEP_SEED = 0  # the keep-mask arms (recorded, not a condition) run on this seed only
 MIN_ACC, PIXEL_GAP, PERMUTE_GAP, SHUFFLE_DROP, LOGIT_TOL = 0.30, 0.05, 0.015, 0.20, 1e-5
 PAPER = {"ImageNet top-1 (BF-Ti)": "TIFF 77.33 (released 77.05); JPEG Q60 k=4 62.43; JPEG reversed 61.14; "
@@ -116,6 +117,24 @@ def cached_seed(seed: int, quick: bool) -> dict[str, float]:
     return out
 
 
+def cached_pixel_control(seed: int, quick: bool) -> float:
+    """The pixel control at the card's 20 epochs (the ByteFormer arms' other settings): at the claim's 5 epochs the
+    ViT is still on its initial plateau (~0.12), which would make condition 1 pass against an untrained control."""
+    import json
+
+    from trainers.openelm.claim import claim_cache_dir
+
+    settings = {**(QUICK if quick else FULL), "epochs": 1 if quick else CARD_EPOCHS}
+    path = claim_cache_dir() / f"byteformer-pixel-{'quick' if quick else 'full'}-s{seed}-e{settings['epochs']}.json"
+    if path.exists():
+        return json.loads(path.read_text())["accuracy"]
+    acc = pixel_control(settings, seed)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.with_suffix(".tmp").write_text(json.dumps({"accuracy": acc}))
+    path.with_suffix(".tmp").replace(path)
+    return acc
+
+
 def verdict(measured: dict[str, dict[str, Any]]) -> tuple[str, str]:
     """The card's four conditions on the means over seeds; one seed (quick) has no spread: inconclusive."""
     def mean(arm: str) -> float:
@@ -127,8 +146,9 @@ def verdict(measured: dict[str, dict[str, Any]]) -> tuple[str, str]:
     checks = {
         "1 every encoding > 30 %": (min(enc.values()) > MIN_ACC,
                                     ", ".join(f"{a} {v:.3f}" for a, v in enc.items())),
-        "1 raw >= pixel - 5 points": (enc["raw"] >= mean("pixel_vit") - PIXEL_GAP,
-                                      f"raw {enc['raw']:.3f} vs pixel ViT {mean('pixel_vit'):.3f}"),
+        "1 raw >= pixel - 5 points": (enc["raw"] >= mean("pixel_vit_20_epochs") - PIXEL_GAP,
+                                      f"raw {enc['raw']:.3f} vs pixel ViT {mean('pixel_vit_20_epochs'):.3f} at 20 "
+                                      f"epochs ({mean('pixel_vit'):.3f} at the arms' epochs)"),
         "2 |permuted - raw| <= 1.5 points": (abs(mean("raw_permute") - enc["raw"]) <= PERMUTE_GAP,
                                              f"permuted {mean('raw_permute'):.3f} vs raw {enc['raw']:.3f}"),
         "3 shuffle <= raw - 20 points": (mean("raw_shuffle") <= enc["raw"] - SHUFFLE_DROP,
@@ -147,7 +167,7 @@ def verdict(measured: dict[str, dict[str, Any]]) -> tuple[str, str]:
 
 def reproduce(quick: bool = False, seeds: list[int] | None = None) -> ClaimResult:
     seeds = seeds or ([0] if quick else [0, 1, 2])
-    runs = [cached_seed(seed, quick) for seed in seeds]
+    runs = [{**cached_seed(seed, quick), "pixel_vit_20_epochs": cached_pixel_control(seed, quick)} for seed in seeds]
     measured = {k: seed_summary([r[k] for r in runs if k in r]) for k in runs[0]}  # keep arms: one seed
     outcome, reason = verdict(measured)
     claim = CLAIM + (" [quick smoke run: 1 epoch, a 2-layer width-16 model, one seed]" if quick else "")
