@@ -286,7 +286,7 @@ class AudioVideoMAE(nn.Module):
 @register("av_audio_encoder", AudioEncoderArgs, CARD, task="audio_classification")
 class AudioEncoderClassifier(nn.Module):
     """The deployable: the pre-trained audio encoder over every token (no masking, a static token count), mean
-    pooled, and the linear probe as head: (B, 1, F, T) -> (B, classes)."""
+    pooled, standardised and classified by the linear probe: (B, 1, F, T) -> (B, classes)."""
 
     def __init__(self, args: AudioEncoderArgs) -> None:
         super().__init__()
@@ -295,6 +295,10 @@ class AudioEncoderClassifier(nn.Module):
             raise ValueError(f"freq_bins={a.freq_bins} and time_frames={a.time_frames} must be multiples of "
                              f"patch_size={a.patch_size}")
         self.encoder = PatchEncoder(a.grid, a.in_channels, a.patch_size, a.dim, a.depth, a.heads, a.mlp_ratio)
+        # the probe standardises the pooled embedding before its linear layer: kept as an elementwise step (not
+        # folded into the weights) so that the layer's input stays at unit scale for int8 / int4 quantization
+        self.register_buffer("embed_mean", torch.zeros(a.dim))
+        self.register_buffer("embed_inv_std", torch.ones(a.dim))
         self.head = nn.Linear(a.dim, a.num_classes)
 
     def example_inputs(self, batch: int = 1) -> tuple[torch.Tensor]:
@@ -302,4 +306,4 @@ class AudioEncoderClassifier(nn.Module):
         return (torch.randn(batch, a.in_channels, a.freq_bins, a.time_frames),)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.encoder(x).mean(1))
+        return self.head((self.encoder(x).mean(1) - self.embed_mean) * self.embed_inv_std)

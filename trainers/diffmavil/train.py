@@ -171,16 +171,15 @@ def embed(model: AudioVideoMAE, clips: Clips, chunk: int = 500) -> tuple[np.ndar
 
 def linear_probe(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, y_test: np.ndarray,
                  c: float) -> dict[str, Any]:
-    """Logistic regression on standardised training embeddings, scored on the held-out test embeddings; the weights
-    are returned folded back to raw embeddings (logits = W z + b)."""
+    """Logistic regression on training embeddings standardised with their own mean and std, scored on the held-out
+    test embeddings (standardised the same way); returns the accuracy, the standardisation and the weights."""
     from sklearn.linear_model import LogisticRegression
 
     mean, std = x_train.mean(0), x_train.std(0) + 1e-6
     clf = LogisticRegression(C=c, max_iter=3000).fit((x_train - mean) / std, y_train)
-    accuracy = float(clf.score((x_test - mean) / std, y_test))
-    weight = clf.coef_ / std[None]
-    return {"accuracy": accuracy, "weight": weight.astype(np.float32),
-            "bias": (clf.intercept_ - weight @ mean).astype(np.float32)}
+    return {"accuracy": float(clf.score((x_test - mean) / std, y_test)), "mean": mean.astype(np.float32),
+            "inv_std": (1.0 / std).astype(np.float32), "weight": clf.coef_.astype(np.float32),
+            "bias": clf.intercept_.astype(np.float32)}
 
 
 def fit(recipe: DiffMAViLRecipe, data: AVDigits | None = None) -> tuple[AudioVideoMAE, dict[str, Any]]:
@@ -197,11 +196,11 @@ def fit(recipe: DiffMAViLRecipe, data: AVDigits | None = None) -> tuple[AudioVid
 
 
 def deployable(model: AudioVideoMAE, head: dict[str, Any]) -> AudioEncoderClassifier:
-    """The pre-trained audio encoder with the audio probe as its head."""
+    """The pre-trained audio encoder with the audio probe (standardisation + linear layer) as its head."""
     out = AudioEncoderClassifier(model.args.audio_encoder(num_classes=head["weight"].shape[0]))
     out.encoder.load_state_dict(model.audio.state_dict())
-    out.head.weight.data.copy_(torch.from_numpy(head["weight"]))
-    out.head.bias.data.copy_(torch.from_numpy(head["bias"]))
+    probe = {"embed_mean": "mean", "embed_inv_std": "inv_std", "head.weight": "weight", "head.bias": "bias"}
+    out.load_state_dict({**out.state_dict(), **{k: torch.from_numpy(head[v]) for k, v in probe.items()}})
     return out.eval()
 
 
