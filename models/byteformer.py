@@ -24,6 +24,7 @@ convolution, the cyclic shift is two slices and a concatenation on static shapes
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -149,6 +150,16 @@ class ByteFormer(nn.Module):
         return tokens, mask
 
     input_names = ("tokens", "mask")
+
+    def exportable(self) -> "ByteFormer":
+        """At the fixed export length only the first reduced_length(max_bytes) positions are reachable: the exported
+        copy keeps those rows of the positional table (BF-Ti: 6,143 of 50,000 rows, 8.4M fewer parameters)."""
+        n = reduced_length(self.args.max_bytes, self.args.kernel)
+        if n >= self.args.max_tokens:
+            return self
+        copy = ByteFormer(dataclasses.replace(self.args, max_tokens=n))
+        copy.load_state_dict({**self.state_dict(), "pos_embed": self.pos_embed.detach()[:n]})
+        return copy.eval()
 
     def reduce_mask(self, mask: torch.Tensor) -> torch.Tensor:
         """(B, L) byte validity -> (B, T) token validity: every byte of the token's window real."""

@@ -49,6 +49,15 @@ def test_shift_mask_keeps_wrapped_tokens_apart() -> None:
     assert reduced_length(1024, 4) == 511 and reduced_length(1024, 16) == 127
 
 
+def test_exportable_keeps_only_reachable_positions() -> None:
+    torch.manual_seed(0)
+    model = ByteFormer(ModelArgs(**{**ARGS, "max_tokens": 400})).eval()   # more rows than 640 bytes reach
+    small = model.exportable()
+    assert small.pos_embed.shape[0] == reduced_length(640, 8) == 159 and model.pos_embed.shape[0] == 400
+    with torch.no_grad():
+        assert torch.allclose(model(*model.example_inputs(2)), small(*model.example_inputs(2)), atol=1e-6)
+
+
 def test_token_valid_only_when_its_window_is_real() -> None:
     model = tiny()
     mask = torch.zeros(1, 40)
