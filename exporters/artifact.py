@@ -110,6 +110,8 @@ def write_eval_data(model: nn.Module, card: dict[str, Any], out_dir: Path) -> No
     compression such as pruning): parity then measures what the format did, accuracy what compression did."""
     from exporters.onnx import CALIBRATION_ROWS
 
+    if card.get("scale") == "deploy":
+        return write_seeded_eval_data(model, card, out_dir)
     if card.get("eval_inputs"):
         return write_named_eval_data(model, card, out_dir)
     data = load_dataset(card.get("dataset", "digits"))
@@ -117,6 +119,24 @@ def write_eval_data(model: nn.Module, card: dict[str, Any], out_dir: Path) -> No
     calib = data.val.x[:CALIBRATION_ROWS]  # static quantization calibrates here, never on the split it is scored on
     np.savez_compressed(out_dir / EVAL_DATA, x=data.test.x, y=data.test.y, reference=ref, calib=calib,
                         source=f"the validation split of {data.name} ({len(calib)} images)")
+
+
+DEPLOY_EVAL_ROWS = 8
+DEPLOY_MIN_SQNR_DB = 20.0  # parity of seeded random weights (exporters/verify.numeric_parity)
+
+
+@torch.no_grad()
+def write_seeded_eval_data(model: nn.Module, card: dict[str, Any], out_dir: Path) -> None:
+    """Deployment-scale checkpoints (app/deploy.py) have no dataset at their input size: the model's own example
+    inputs, seeded, and its outputs for parity; no labels (quality not measured); other seeded inputs to calibrate
+    on. Stored as x, x_1, ... and calib, calib_1, ... (one per model input)."""
+    torch.manual_seed(0)
+    xs, calib = example_inputs(model, DEPLOY_EVAL_ROWS), example_inputs(model, DEPLOY_EVAL_ROWS)
+    ref = plain_logits(model(*xs), card["model"]).numpy()
+    arrays = {(f"{k}_{i}" if i else k): t.numpy() for k, ts in (("x", xs), ("calib", calib)) for i, t in enumerate(ts)}
+    np.savez_compressed(out_dir / EVAL_DATA, **arrays, reference=ref, min_sqnr_db=DEPLOY_MIN_SQNR_DB,
+                        quality="not measured (deployment scale: seeded weights)",
+                        source=f"seeded example inputs ({DEPLOY_EVAL_ROWS} rows): deployment scale")
 
 
 @torch.no_grad()
@@ -207,7 +227,8 @@ def export_checkpoint(ckpt_dir: Path, fmt: str, spec_text: str = "none", out_dir
     with staging(out_dir) as tmp:
         build = _export_lm_into if task == LM else _export_into
         manifest = {**cache_key, "model": card["model"], "paper": card.get("paper"), "compression_name": spec.name,
-                    "checkpoint": str(Path(ckpt_dir).resolve()), "model_file": exporter.artifact_file(task)}
+                    "checkpoint": str(Path(ckpt_dir).resolve()), "model_file": exporter.artifact_file(task),
+                    **({"scale": card["scale"]} if card.get("scale") else {})}  # app/deploy.py: "deploy"
         t0 = time.perf_counter()
         build(tmp, exporter, model, card, ckpt_dir, spec, manifest, t0)
         write_manifest(tmp, manifest)

@@ -62,6 +62,7 @@ def base_record(artifact: Artifact, runtime: str, threads: int, scenario: Scenar
                      foreign=bool(m.get("foreign")), verification=m.get("verification"))
     return R.Record(cache_key=key, model=m.get("model"), paper=paper.get("title"), paper_arxiv=paper.get("arxiv"),
                     artifact=art, runtime=runtime, threads=threads,
+                    extra={"scale": m["scale"]} if m.get("scale") else {},  # app/deploy.py's published sizes
                     # runtime options (compute units, device) make scenarios of one artifact: kept with the scenario
                     scenario=R.Scenario("classify", extra={**settings(scenario),
                                                            **({"runtime_options": options} if options else {})}),
