@@ -43,7 +43,6 @@ def zero_shot_artifact(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return export(model, (torch.rand(1, 3, 16, 16),), "onnx", out=root / "onnx", workspace=root / "ws").path
 
 
-@pytest.mark.slow  # an ONNX export (~10 s idle); the generic check runs by default in test_catlip_bad_input
 @pytest.mark.parametrize("shape", ["1x3x32x32", "1x1x16x16", "1x3x16"])
 def test_wrong_image_size_for_the_exported_zero_shot_encoder(zero_shot_artifact: Path, tmp_path: Path,
                                                              capsys: pytest.CaptureFixture, shape: str) -> None:
