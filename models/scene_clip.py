@@ -27,7 +27,8 @@ from models.text_bow import BagOfWordsArgs, BagOfWordsEncoder
 CARD = PaperCard(
     title="CLIP meets Model Zoo Experts: Pseudo-Supervision for Visual Enhancement",
     arxiv="2310.14108",
-    code="no public implementation (nearest: apple/corenet multi_modal_img_text/clip.py)",
+    # no public implementation; the nearest building block is corenet's CLIP
+    code="https://github.com/apple/corenet/blob/main/corenet/modeling/models/multi_modal_img_text/clip.py",
     key="clip-experts",
 )
 
