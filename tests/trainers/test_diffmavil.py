@@ -169,7 +169,7 @@ def test_curriculum_and_adaptive_batch_plan() -> None:
 def test_learning_rate_is_not_silently_rescaled() -> None:
     c = recipe_from_dict({})
     assert step_lr(c, 0, 100, 160) == step_lr(c, 0, 100, 64) == c.lr
-    linear = recipe_from_dict({"lr_batch_scaling": "linear"})
+    linear = recipe_from_dict({"lr_batch_scaling": "linear", "batch_size": 64})
     assert step_lr(linear, 0, 100, 160) == pytest.approx(2.5 * linear.lr)
 
 
