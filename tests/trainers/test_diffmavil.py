@@ -258,3 +258,12 @@ def test_quick_claim_is_labelled() -> None:
     assert result.verdict.startswith("inconclusive")  # FLOPs decide, the probes of one seed cannot
     assert {f"{arm}/audio_probe" for arm in claim.ARMS} <= set(result.measured)
     assert result.measured["C_curriculum/train_flops_over_A"]["mean"] < 1
+
+
+def test_deployment_scale_selects_the_audio_encoder() -> None:
+    from app import deploy
+    from exporters.formats import task_of
+    from models.registry import get
+
+    assert deploy.select(("diffmavil",), None) == [("av_audio_encoder", "diffmavil")]
+    assert task_of({"task": get("av_audio_encoder").task}) == "classification"  # exported as a classifier
