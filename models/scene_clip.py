@@ -89,7 +89,7 @@ class ZeroShotSceneArgs:
 
     @classmethod
     def tiny(cls) -> "ZeroShotSceneArgs":
-        return cls(image_size=16, channels=[8, 8, 16, 16], embed_dim=8, num_classes=6)
+        return cls(image_size=32, channels=[8, 8, 16, 16], embed_dim=8, num_classes=6)  # 6: the scenes' colours
 
     @classmethod
     def deploy(cls) -> "ZeroShotSceneArgs":

@@ -12,13 +12,24 @@ from trainers.loop import train
 from trainers.recipe import Recipe
 
 
-DATASET_BY_SIZE = {8: "digits", 16: "digits16", 32: "digits32"}  # trainers.data: digits at the model's input size
+# trainers.data datasets by a model's (input channels, image size): digits, or colour scenes for RGB models
+DATASET_BY_INPUT = {(1, 8): "digits", (1, 16): "digits16", (1, 32): "digits32", (3, 32): "scenes_colour"}
+
+
+def tiny_input(name: str) -> tuple[int, int]:
+    """(channels, image size) of a registered model's tiny configuration."""
+    args = models.get(name).args_cls.tiny()
+    return getattr(args, "in_channels", 1), getattr(args, "image_size", 8)
+
+
+def tiny_dataset(name: str) -> str:
+    return DATASET_BY_INPUT[tiny_input(name)]
 
 
 def tiny_recipe(name: str, epochs: int = 2) -> Recipe:
     args = dataclasses.asdict(models.get(name).args_cls.tiny())
     return Recipe(name=f"tiny_{name}", model=name, model_args=args, epochs=epochs, batch_size=128, lr=0.01,
-                  dataset=DATASET_BY_SIZE[args.get("image_size", 8)])
+                  dataset=tiny_dataset(name))
 
 
 @pytest.fixture(scope="session")

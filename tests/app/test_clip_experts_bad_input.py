@@ -40,13 +40,13 @@ def zero_shot_artifact(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("clip-experts-artifact")
     torch.manual_seed(0)
     model = build("scene_clip_zeroshot", ZeroShotSceneArgs.tiny()).eval()
-    return export(model, (torch.rand(1, 3, 16, 16),), "onnx", out=root / "onnx", workspace=root / "ws").path
+    return export(model, (torch.rand(1, 3, 32, 32),), "onnx", out=root / "onnx", workspace=root / "ws").path
 
 
-@pytest.mark.parametrize("shape", ["1x3x32x32", "1x1x16x16", "1x3x16"])
+@pytest.mark.parametrize("shape", ["1x3x16x16", "1x1x32x32", "1x3x32"])
 def test_wrong_image_size_for_the_exported_zero_shot_encoder(zero_shot_artifact: Path, tmp_path: Path,
                                                              capsys: pytest.CaptureFixture, shape: str) -> None:
     res = assert_clean_failure(["profile", str(zero_shot_artifact), "--input", f"input={shape}:float32", "-w",
                                 str(tmp_path / "ws")], capsys, tmp_path / "ws", mentions="exported for inputs")
-    assert "1x3x16x16" in res.err  # the fix names the size it takes
+    assert "1x3x32x32" in res.err  # the fix names the size it takes
     assert not (tmp_path / "ws" / "results.db").exists()

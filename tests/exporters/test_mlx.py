@@ -21,7 +21,7 @@ from exporters.compression import compress_, parse_spec
 from exporters.verify import numeric_parity
 from models.errors import ConversionError
 from models.registry import example_inputs, exportable
-from tests.conftest import DATASET_BY_SIZE
+from tests.conftest import tiny_dataset, tiny_input
 from trainers.data import load_dataset
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -43,10 +43,10 @@ def test_every_model_exports_and_matches_torch(mlx_artifacts, tiny_checkpoints) 
         m = mlx_artifacts[name, "none"].manifest
         v = m["verification"]
         assert v["kind"] == "numeric" and v["ok"] and v["max_abs_err"] < 1e-3 and v["sqnr_db"] > 60, (name, v)
-        size = getattr(models.get(name).args_cls.tiny(), "image_size", 8)
-        held_out = load_dataset(DATASET_BY_SIZE[size]).test  # digits at the model's input size
+        channels, size = tiny_input(name)
+        held_out = load_dataset(tiny_dataset(name)).test  # the held-out split of the model's training data
         assert v["n"] == len(held_out.y) and m["model_file"] == "model.mlxfn"
-        assert m["export_details"]["dynamic_batch"] and m["inputs"][0]["shape"] == [None, 1, size, size]
+        assert m["export_details"]["dynamic_batch"] and m["inputs"][0]["shape"] == [None, channels, size, size]
         assert m["weight_bytes"] == 4 * sum(np.prod(a.shape) for a in _stored(mlx_artifacts[name, "none"]))
 
 
