@@ -74,7 +74,6 @@ def _check_records(ws: Workspace, rows: list, spec: str) -> None:
     assert all(r["parity"]["criterion"] == "SQNR >= 20 dB" and r["parity"]["ok"] for r in recs)
 
 
-@pytest.mark.slow  # a profiling child that imports torch: ~30 s on the loaded 2-core machine, ~5 s idle
 def test_tiny_deploy_slice_torch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     ws, rows = _slice(tmp_path, monkeypatch, "torch", "none")
     _check_records(ws, rows, "none")
