@@ -18,7 +18,9 @@ from profiles.query import KIND_METRIC as _KIND_METRIC, LM_FLAG_SQL as LM_FLAG, 
 from profiles.report_papers import higher_is_better, metric_label, metric_order  # noqa: F401 - for the pages
 from profiles.store import COLUMNS, StoreError, connect_read_only, store_error
 
-FILTERS = ("paper", "model", "format", "compression", "runtime", "device", "status")
+FILTERS = ("paper", "model", "format", "compression", "runtime", "device", "status", "scale")
+# small (trained at small scale) | deploy (app/deploy.py: published sizes, seeded weights), by text match as LM_FLAG
+SCALE_SQL = """CASE WHEN instr(record, '"scale": "deploy"') > 0 THEN 'deploy' ELSE 'small' END AS scale"""
 
 
 def workspace() -> Workspace:
@@ -75,7 +77,8 @@ def load_flat(path: str, version: float) -> pd.DataFrame:
     """Every record's flat columns, the `lm` flag and its kind's quality `metric` (no JSON parsing); `version` is the
     cache key's mtime part."""
     with _connect(Path(path)) as conn:
-        df = pd.read_sql_query(f"SELECT id, {', '.join(COLUMNS)}, {LM_FLAG} FROM records ORDER BY id", conn)
+        df = pd.read_sql_query(f"SELECT id, {', '.join(COLUMNS)}, {LM_FLAG}, {SCALE_SQL} FROM records ORDER BY id",
+                               conn)
     return df.assign(metric=df["lm"].map(KIND_METRIC))
 
 

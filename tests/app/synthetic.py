@@ -98,7 +98,7 @@ def make_record(i: int, rng: random.Random, n_samples: int = 200) -> dict[str, A
     rec.parity = R.Parity(**{k: v for k, v in verification.items() if k not in ("kind", "runtime")},
                           reference="torch fp32")
     rec.extra.update(load_seconds=0.05, runtime_options=RUNTIME_OPTIONS[runtime], first_call_ms=3 * median,
-                     input_shapes=[[1, 1, 8, 8]])
+                     input_shapes=[[1, 1, 8, 8]], load_average=[1.0, 1.0, 1.0])
     return rec.to_dict()
 
 
