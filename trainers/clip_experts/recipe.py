@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import dataclasses
 import time
-import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,7 +30,7 @@ from models.errors import RecipeError
 from models.scene_clip import ZeroShotScene, ZeroShotSceneArgs
 from trainers.clip_experts import expert as E
 from trainers.clip_experts import student as S
-from trainers.recipe import check_field, strict_fields
+from trainers.recipe import checked_fields
 
 ARMS = ("clip", "experts")
 PROBE_SCENES, TEST_SCENES = 500, 1000   # card 08: probe set with true labels, test set
@@ -84,16 +83,7 @@ class CLIPExpertsRecipe:
 
 def recipe_from_dict(data: dict[str, Any], where: str = "clip_experts recipe") -> CLIPExpertsRecipe:
     """Every key, type and range checked before anything is trained or written."""
-    from app.workspace import WorkspaceError, safe_name
-
-    recipe = strict_fields(CLIPExpertsRecipe, data, where)
-    hints = typing.get_type_hints(CLIPExpertsRecipe)
-    for f in dataclasses.fields(CLIPExpertsRecipe):
-        check_field(where, f.name, getattr(recipe, f.name), hints[f.name], RANGES)
-    try:
-        safe_name(recipe.name, "recipe name")
-    except WorkspaceError as e:
-        raise RecipeError(f"{where}: {e.problem}", f"set `name:` (it names the checkpoint folder): {e.fix}") from None
+    recipe = checked_fields(CLIPExpertsRecipe, data, where, RANGES)
     if recipe.arm not in ARMS:
         raise RecipeError(f"{where}: arm {recipe.arm!r} is unknown", f"use one of: {', '.join(ARMS)}")
     if recipe.threshold >= 1.0:

@@ -21,7 +21,6 @@ import dataclasses
 import math
 import statistics
 import time
-import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -37,7 +36,7 @@ from models.layers.range_augment import (OPS, brightness, contrast, cosine_curri
 from models.registry import build
 from trainers.data import ImageDataset, load_dataset
 from trainers.loop import fit_split, seed_everything
-from trainers.recipe import check_field, strict_fields
+from trainers.recipe import checked_fields
 
 MODEL = "range_augment_cnn"
 DATASET = "digits16"
@@ -84,16 +83,7 @@ class RangeAugmentRecipe:
 
 def recipe_from_dict(data: dict[str, Any], where: str = "rangeaugment recipe") -> RangeAugmentRecipe:
     """Every key, type and range checked before anything is trained or written."""
-    from app.workspace import WorkspaceError, safe_name
-
-    recipe = strict_fields(RangeAugmentRecipe, data, where)
-    hints = typing.get_type_hints(RangeAugmentRecipe)
-    for f in dataclasses.fields(RangeAugmentRecipe):
-        check_field(where, f.name, getattr(recipe, f.name), hints[f.name], RANGES)
-    try:
-        safe_name(recipe.name, "recipe name")
-    except WorkspaceError as e:
-        raise RecipeError(f"{where}: {e.problem}", f"set `name:` (it names the checkpoint folder): {e.fix}") from None
+    recipe = checked_fields(RangeAugmentRecipe, data, where, RANGES)
     if not recipe.channels or any(c < 1 or c > 4096 for c in recipe.channels):
         raise RecipeError(f"{where}: channels={recipe.channels!r} must be widths in 1..4096",
                           "e.g. --set channels=[32,64,64]")
